@@ -1,0 +1,131 @@
+# postern — build, test, lint, fuzz, demo and install. GNU make.
+#
+#   make              build build/posternd
+#   make check        install missing packages, build, run unit and integration tests
+#   make check SANITIZE=1   the same under AddressSanitizer + UndefinedBehaviorSanitizer
+#   make demo         run the server with a throwaway directory on 127.0.0.1
+#   make lint         cppcheck and clang-tidy, warnings are errors
+#   make fuzz         build the libFuzzer targets (build/fuzz/)
+#   make install PREFIX=/usr DESTDIR=/tmp/stage
+
+PREFIX     ?= /usr/local
+SBINDIR    ?= $(PREFIX)/sbin
+MANDIR     ?= $(PREFIX)/share/man
+SYSCONFDIR ?= /etc/postern
+DESTDIR    ?=
+PYTHON     ?= /usr/bin/python3
+VERSION    := 0.1.0
+
+PKGS := libevent libevent_pthreads gnutls ldap krb5-gssapi libgsasl
+
+ifeq ($(SANITIZE),1)
+BUILD   ?= build/san
+SANFLAGS := -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
+OPT     := -O1 -g
+else
+BUILD   ?= build
+SANFLAGS :=
+OPT     := -O2 -g
+endif
+
+CC      ?= cc
+WARN    := -Wall -Wextra -Werror -Wshadow -Wpointer-arith -Wstrict-prototypes -Wformat=2 \
+           -Wno-format-nonliteral
+CFLAGS  ?= $(OPT)
+ALL_CFLAGS = -std=gnu11 $(WARN) $(CFLAGS) $(SANFLAGS) -D_GNU_SOURCE -Iinclude \
+             -DPOSTERN_VERSION='"$(VERSION)"' -DPOSTERN_SYSCONFDIR='"$(SYSCONFDIR)"' \
+             $(shell pkg-config --cflags $(PKGS))
+LIBS     = $(shell pkg-config --libs $(PKGS)) -llber -lpthread
+ALL_LDFLAGS = $(LDFLAGS) $(SANFLAGS)
+
+LIB_SRCS := $(sort $(wildcard src/core/*.c src/net/*.c src/imap/*.c src/pop3/*.c \
+                              src/auth/*.c src/policy/*.c src/audit/*.c))
+LIB_OBJS := $(LIB_SRCS:%.c=$(BUILD)/obj/%.o)
+UNIT_SRCS := $(wildcard tests/unit/test_*.c)
+UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
+FUZZ_SRCS := $(wildcard tests/fuzz/fuzz_*.c)
+FUZZ_BINS := $(FUZZ_SRCS:tests/fuzz/%.c=build/fuzz/%)
+
+.PHONY: all deps check check-unit check-integration demo lint format fuzz fuzz-smoke \
+        install clean
+
+all: $(BUILD)/posternd
+
+$(BUILD)/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -MMD -MP -c $< -o $@
+
+$(BUILD)/libpostern.a: $(LIB_OBJS)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(BUILD)/posternd: $(BUILD)/obj/src/posternd.o $(BUILD)/libpostern.a
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBS)
+
+$(BUILD)/tests/%: tests/unit/%.c $(BUILD)/libpostern.a
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) $(ALL_LDFLAGS) -o $@ $< $(BUILD)/libpostern.a $(LIBS) -lcmocka
+
+deps:
+	@tools/deps.sh
+
+# The whole suite: deps first (a fresh machine has none), then everything else in a new make
+# so that pkg-config runs after the packages are there.
+check: deps
+	@$(MAKE) --no-print-directory check-unit check-integration fuzz-smoke
+
+check-unit: $(UNIT_BINS)
+	@set -e; for t in $(UNIT_BINS); do echo "== $$t"; $$t; done
+
+check-integration: $(BUILD)/posternd
+	POSTERND=$(abspath $(BUILD)/posternd) $(PYTHON) -m pytest -q -ra tests/integration
+
+demo: deps
+	@$(MAKE) --no-print-directory all
+	@$(PYTHON) tools/demo.py --posternd $(BUILD)/posternd --dir build/demo
+
+lint: deps
+	@$(MAKE) --no-print-directory lint-run
+
+lint-run:
+	cppcheck --quiet --error-exitcode=1 --enable=warning,performance,portability \
+	    --inline-suppr --std=c11 -D_GNU_SOURCE -Iinclude --suppress=missingIncludeSystem \
+	    src tests/unit tests/fuzz
+	clang-tidy --quiet $(LIB_SRCS) src/posternd.c -- -std=gnu11 -D_GNU_SOURCE -Iinclude \
+	    $(shell pkg-config --cflags $(PKGS))
+	clang-format --dry-run --Werror $(wildcard src/*.c src/*/*.c src/*/*.h include/postern/*.h)
+
+format:
+	clang-format -i $(wildcard src/*.c src/*/*.c src/*/*.h include/postern/*.h tests/unit/*.c tests/fuzz/*.c)
+
+# libFuzzer targets: each links the parsers it exercises, built with clang.
+FUZZ_CFLAGS = -std=gnu11 -g -O1 -D_GNU_SOURCE -Iinclude -fsanitize=fuzzer,address,undefined \
+              $(shell pkg-config --cflags $(PKGS))
+build/fuzz/%: tests/fuzz/%.c $(LIB_SRCS)
+	@mkdir -p $(dir $@)
+	clang $(FUZZ_CFLAGS) -o $@ $^ $(LIBS)
+
+fuzz: $(FUZZ_BINS)
+
+# A short run of every target over its committed corpus (make check); long runs are manual:
+#   build/fuzz/fuzz_imap_command -max_total_time=600 tests/fuzz/corpus/imap_command
+FUZZ_SECONDS ?= 20
+fuzz-smoke: $(FUZZ_BINS)
+	@set -e; for f in $(FUZZ_BINS); do n=$$(basename $$f); c=tests/fuzz/corpus/$${n#fuzz_}; \
+	    mkdir -p build/fuzz/work/$$n; echo "== $$n ($(FUZZ_SECONDS) s)"; \
+	    $$f -max_total_time=$(FUZZ_SECONDS) -print_final_stats=0 build/fuzz/work/$$n $$c \
+	        2>build/fuzz/$$n.log || { tail -50 build/fuzz/$$n.log; exit 1; }; done
+
+install: $(BUILD)/posternd
+	install -d $(DESTDIR)$(SBINDIR) $(DESTDIR)$(MANDIR)/man5 $(DESTDIR)$(MANDIR)/man8 \
+	    $(DESTDIR)$(SYSCONFDIR)
+	install -m 755 $(BUILD)/posternd $(DESTDIR)$(SBINDIR)/posternd
+	install -m 644 docs/postern.conf.5 $(DESTDIR)$(MANDIR)/man5/postern.conf.5
+	install -m 644 docs/posternd.8 $(DESTDIR)$(MANDIR)/man8/posternd.8
+	@if [ ! -e $(DESTDIR)$(SYSCONFDIR)/postern.conf ]; then \
+	    install -m 640 conf/postern.conf $(DESTDIR)$(SYSCONFDIR)/postern.conf; fi
+
+clean:
+	rm -rf build
+
+-include $(LIB_OBJS:.o=.d) $(BUILD)/obj/src/posternd.d

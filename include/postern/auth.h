@@ -1,0 +1,77 @@
+/* The one authentication pipeline: every login of every protocol and mechanism becomes one
+ * auth_attempt, produces one auth_result and one audit event (ARCHITECTURE.md). */
+#ifndef POSTERN_AUTH_H
+#define POSTERN_AUTH_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "postern/addr.h"
+#include "postern/config.h"
+
+struct conn;
+
+/* Security properties of a SASL mechanism; policy reads them, the mechanism never decides. */
+enum mech_flags {
+    MECH_PLAINTEXT = 1 << 0, /* the secret crosses the connection as it is */
+};
+
+struct auth_mech {
+    const char *name;
+    unsigned flags;
+};
+
+/* Mechanisms this server implements, in the order they are advertised. */
+extern const struct auth_mech AUTH_MECHS[];
+extern const size_t AUTH_MECHS_COUNT;
+const struct auth_mech *auth_mech_find(const char *name);
+/* The mechanism IMAP LOGIN and POP3 USER/PASS count as. */
+extern const struct auth_mech AUTH_MECH_LOGIN_COMMAND;
+
+/* Stable reason codes for the audit log; the protocol turns them into response codes. */
+enum auth_reason {
+    AUTH_REASON_NONE,
+    AUTH_REASON_PLAINTEXT_REQUIRES_TLS, /* LoginType forbids it on this connection */
+    AUTH_REASON_MECH_UNSUPPORTED,
+    AUTH_REASON_INVALID_INPUT,
+    AUTH_REASON_NO_DIRECTORY, /* no directory is configured: nobody can be verified */
+    AUTH_REASON_SERVER_BUSY,  /* the worker pool's queue is full */
+};
+
+const char *auth_reason_code(enum auth_reason r);
+
+struct auth_attempt {
+    /* where and how */
+    uint64_t conn_id;
+    enum protocol protocol;
+    const char *listener;
+    bool tls;
+    struct ip_addr peer;
+    unsigned peer_port;
+    const struct auth_mech *mech;
+    enum login_type login_type;
+    /* what the client said; the secret is wiped by auth_attempt_free() */
+    char *login;
+    char *secret;
+    size_t secret_len;
+};
+
+struct auth_result {
+    bool allow;
+    enum auth_reason reason;
+};
+
+/* A new attempt describing connection c; login and secret are copied. */
+struct auth_attempt *auth_attempt_new(struct conn *c, const struct auth_mech *mech,
+                                      const char *login, const char *secret, size_t secret_len);
+void auth_attempt_free(struct auth_attempt *a);
+
+typedef void (*auth_done_fn)(void *session, struct auth_attempt *a, const struct auth_result *r);
+
+/* Runs the pipeline: transport policy at once on the calling io_thread, the directory work on
+ * the worker pool; `done` runs on the connection's thread with the result (possibly before
+ * auth_start returns) after the audit event has been written. Takes ownership of a. */
+void auth_start(struct conn *c, void *session, struct auth_attempt *a, auth_done_fn done);
+
+#endif

@@ -1,0 +1,87 @@
+/* The configuration model of postern.conf and its parser (see docs/postern.conf.5). */
+#ifndef POSTERN_CONFIG_H
+#define POSTERN_CONFIG_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "postern/addr.h"
+#include "postern/log.h"
+
+enum protocol { PROTOCOL_IMAP, PROTOCOL_POP3 };
+enum tls_mode { TLS_MODE_NONE, TLS_MODE_STARTTLS, TLS_MODE_IMPLICIT };
+
+/* Exchange's LoginType values (Set-ImapSettings / Set-PopSettings), POLICY.md §2. */
+enum login_type {
+    LOGIN_TYPE_PLAINTEXT_LOGIN = 1,
+    LOGIN_TYPE_PLAINTEXT_AUTHENTICATION = 2,
+    LOGIN_TYPE_SECURE_LOGIN = 3,
+};
+
+/* Settings of one protocol service (the "imap { }" and "pop3 { }" blocks). */
+struct protocol_settings {
+    enum login_type login_type;
+    char *banner;
+    unsigned max_command_size;      /* bytes of one command line (IMAP: without literals) */
+    unsigned max_literal_size;      /* IMAP: one literal before authentication */
+    unsigned max_bad_commands;      /* consecutive bad commands before disconnecting */
+    unsigned preauth_timeout;       /* PreAuthenticatedConnectionTimeout, seconds */
+    unsigned auth_timeout;          /* AuthenticatedConnectionTimeout, seconds */
+    unsigned max_connections_per_user;
+};
+
+struct listener_config {
+    char *name;
+    int line; /* where it was declared, for messages */
+    enum protocol protocol;
+    char *address;
+    unsigned port;
+    enum tls_mode tls;
+    struct cidr_list allowed_clients; /* empty: everyone */
+    unsigned max_connections;         /* 0: only the global limit */
+    unsigned max_connections_per_ip;  /* 0: only the global limit */
+};
+
+struct config {
+    atomic_int refs;
+    char *path;
+    char *user; /* unprivileged user to run as; NULL: stay who we are */
+    enum log_target log_target;
+    enum log_level log_level;
+    char *pid_file;
+    char *audit_log;
+    unsigned io_threads; /* 0: one per core */
+    unsigned worker_threads;
+    unsigned worker_queue;
+    unsigned max_connections;
+    unsigned max_connections_per_ip;
+    char *tls_certificate;
+    char *tls_key;
+    char *tls_chain;
+    char *tls_priority;
+    unsigned tls_handshake_timeout;
+    /* lines of the TLS directives, for messages about the files they name */
+    int tls_certificate_line, tls_key_line, tls_chain_line, tls_priority_line;
+    struct protocol_settings imap;
+    struct protocol_settings pop3;
+    struct listener_config *listeners;
+    size_t n_listeners;
+};
+
+#define CONFIG_ERROR_MAX 512
+
+/* Parse a configuration from memory; `path` names it in messages. On failure returns NULL and
+ * writes "path:line: problem" into err. */
+struct config *config_parse(const char *path, const char *text, size_t len, char *err,
+                            size_t errlen);
+struct config *config_load(const char *path, char *err, size_t errlen);
+struct config *config_ref(struct config *c);
+void config_unref(struct config *c);
+
+const struct protocol_settings *config_protocol(const struct config *c, enum protocol p);
+const char *protocol_name(enum protocol p);
+const char *tls_mode_name(enum tls_mode m);
+const char *login_type_name(enum login_type t);
+
+#endif

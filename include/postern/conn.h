@@ -1,0 +1,63 @@
+/* A client connection: non-blocking socket, optional TLS, buffered input/output and a timer.
+ * Everything here runs on the connection's own io_thread. Protocol modules see only this API;
+ * they never touch sockets or GnuTLS. */
+#ifndef POSTERN_CONN_H
+#define POSTERN_CONN_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "postern/addr.h"
+#include "postern/config.h"
+
+struct conn;
+struct evbuffer;
+struct io_thread;
+struct worker_pool;
+
+/* What a protocol module provides. */
+struct protocol_ops {
+    /* The connection is ready for the greeting (after the handshake on implicit TLS). Returns
+     * the protocol's session state. */
+    void *(*open)(struct conn *c);
+    /* New bytes are in conn_input(c). */
+    void (*input)(void *session);
+    /* The STARTTLS/STLS handshake completed. */
+    void (*tls_ready)(void *session);
+    /* The timer set with conn_set_timeout() expired. */
+    void (*timeout)(void *session);
+    /* The server is stopping: say goodbye (the connection is closed afterwards). */
+    void (*shutdown)(void *session);
+    void (*free)(void *session);
+};
+
+struct evbuffer *conn_input(struct conn *c);
+void conn_write(struct conn *c, const void *data, size_t len);
+void conn_printf(struct conn *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Send what is queued, then close. */
+void conn_close(struct conn *c, const char *why);
+bool conn_is_closing(const struct conn *c);
+/* Queue the response (already written), discard any input pipelined behind the command, and
+ * start the TLS handshake once the response has left in cleartext. */
+void conn_starttls(struct conn *c);
+bool conn_tls_active(const struct conn *c);
+/* Stop or resume delivering input (e.g. while a worker job for this session runs). */
+void conn_pause_input(struct conn *c, bool pause);
+void conn_set_timeout(struct conn *c, unsigned seconds);
+
+const struct listener_config *conn_listener(const struct conn *c);
+const struct config *conn_config(const struct conn *c);
+const struct protocol_settings *conn_protocol_settings(const struct conn *c);
+const char *conn_peer_text(const struct conn *c);
+const struct ip_addr *conn_peer(const struct conn *c);
+unsigned conn_peer_port(const struct conn *c);
+uint64_t conn_id(const struct conn *c);
+const char *conn_tls_description(const struct conn *c, char *buf, size_t len);
+
+/* Run `work` on the worker pool and `done` back on this connection's thread. The connection
+ * and its session stay allocated until `done` has run, even if the client goes away meanwhile
+ * (check conn_is_closing there). False when the pool's queue is full. */
+bool conn_submit(struct conn *c, void (*work)(void *), void (*done)(void *), void *arg);
+
+#endif

@@ -1,0 +1,639 @@
+/* Parser and model of postern.conf: directives, protocol blocks and listener blocks. */
+#include "postern/config.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "postern/util.h"
+
+/* Defaults. Exchange's PreAuthenticatedConnectionTimeout is 60 s; RFC 3501 §5.4 requires an
+ * autologout timer of at least 30 minutes after login, so AuthenticatedConnectionTimeout
+ * defaults to that. Exchange's MaxCommandSize default (512) is kept for POP3, whose RFC 2449
+ * limit is 255; IMAP clients send long UID sets, so IMAP gets 64 KiB like Dovecot. */
+static void protocol_defaults(struct protocol_settings *p, enum protocol proto)
+{
+    p->login_type = LOGIN_TYPE_SECURE_LOGIN;
+    p->banner = xstrdup(proto == PROTOCOL_IMAP ? "postern IMAP4 service ready"
+                                               : "postern POP3 service ready");
+    p->max_command_size = proto == PROTOCOL_IMAP ? 65536 : 512;
+    p->max_literal_size = 65536;
+    p->max_bad_commands = 10;
+    p->preauth_timeout = 60;
+    p->auth_timeout = 1800;
+    p->max_connections_per_user = 16;
+}
+
+static const char DEFAULT_TLS_PRIORITY[] =
+    "SECURE128:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2:-RSA:-DHE-RSA:-AES-128-CBC:-AES-256-CBC:"
+    "-AES-128-CCM:-AES-256-CCM:%SERVER_PRECEDENCE";
+
+/* ---- tokenizer ------------------------------------------------------------------------- */
+
+#define MAX_ARGS 64
+
+struct parser {
+    const char *path;
+    const char *p, *end;
+    int line;
+    char *err;
+    size_t errlen;
+    bool failed;
+};
+
+struct statement {
+    int line;
+    size_t argc;
+    char *argv[MAX_ARGS];
+    bool opens_block;  /* line ends in "{" */
+    bool closes_block; /* the line is "}" */
+};
+
+static void fail(struct parser *ps, int line, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void fail(struct parser *ps, int line, const char *fmt, ...)
+{
+    if (ps->failed)
+        return;
+    ps->failed = true;
+    int n = snprintf(ps->err, ps->errlen, "%s:%d: ", ps->path, line);
+    if (n < 0 || (size_t)n >= ps->errlen)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(ps->err + n, ps->errlen - (size_t)n, fmt, ap);
+    va_end(ap);
+}
+
+static void statement_clear(struct statement *st)
+{
+    for (size_t i = 0; i < st->argc; i++)
+        free(st->argv[i]);
+    memset(st, 0, sizeof(*st));
+}
+
+/* Read one statement (one logical line). Returns false at end of input or on error. */
+static bool next_statement(struct parser *ps, struct statement *st)
+{
+    statement_clear(st);
+    while (ps->p < ps->end && !ps->failed) {
+        char c = *ps->p;
+        if (c == '\n') {
+            ps->p++;
+            ps->line++;
+            if (st->argc > 0 || st->closes_block)
+                return true;
+            continue;
+        }
+        if (c == ' ' || c == '\t' || c == '\r') {
+            ps->p++;
+            continue;
+        }
+        if (c == '#') {
+            while (ps->p < ps->end && *ps->p != '\n')
+                ps->p++;
+            continue;
+        }
+        st->line = ps->line;
+        if (st->opens_block || st->closes_block) {
+            fail(ps, ps->line, "unexpected text after '%c'", st->opens_block ? '{' : '}');
+            return false;
+        }
+        if (c == '{') {
+            if (st->argc == 0) {
+                fail(ps, ps->line, "'{' without a block name");
+                return false;
+            }
+            st->opens_block = true;
+            ps->p++;
+            continue;
+        }
+        if (c == '}') {
+            if (st->argc > 0) {
+                fail(ps, ps->line, "'}' must stand on a line of its own");
+                return false;
+            }
+            st->closes_block = true;
+            ps->p++;
+            continue;
+        }
+        if (st->argc == MAX_ARGS) {
+            fail(ps, ps->line, "too many values on one line (at most %d)", MAX_ARGS);
+            return false;
+        }
+        size_t cap = 64, len = 0;
+        char *tok = xmalloc(cap);
+        if (c == '"') {
+            ps->p++;
+            for (;;) {
+                if (ps->p >= ps->end || *ps->p == '\n') {
+                    free(tok);
+                    fail(ps, ps->line, "unterminated quoted string");
+                    return false;
+                }
+                c = *ps->p++;
+                if (c == '"')
+                    break;
+                if (c == '\\' && ps->p < ps->end && (*ps->p == '"' || *ps->p == '\\'))
+                    c = *ps->p++;
+                if (c == '\0') {
+                    free(tok);
+                    fail(ps, ps->line, "NUL byte in quoted string");
+                    return false;
+                }
+                if (len + 1 >= cap)
+                    tok = xrealloc(tok, cap *= 2);
+                tok[len++] = c;
+            }
+        } else {
+            while (ps->p < ps->end) {
+                c = *ps->p;
+                if (c == ' ' || c == '\t' || c == '\r' || c == '\n' || c == '#' || c == '{' ||
+                    c == '}' || c == '"')
+                    break;
+                if (c == '\0' || (unsigned char)c < 0x20) {
+                    free(tok);
+                    fail(ps, ps->line, "control character in configuration");
+                    return false;
+                }
+                if (len + 1 >= cap)
+                    tok = xrealloc(tok, cap *= 2);
+                tok[len++] = c;
+                ps->p++;
+            }
+        }
+        tok[len] = '\0';
+        st->argv[st->argc++] = tok;
+    }
+    return !ps->failed && (st->argc > 0 || st->closes_block);
+}
+
+/* ---- value parsers ---------------------------------------------------------------------- */
+
+static bool want_args(struct parser *ps, const struct statement *st, size_t n)
+{
+    if (st->argc - 1 != n) {
+        fail(ps, st->line, "%s takes %zu value%s", st->argv[0], n, n == 1 ? "" : "s");
+        return false;
+    }
+    return true;
+}
+
+/* Unsigned number with an optional unit: sizes take K/M/G, durations s/m/h (seconds). */
+static bool parse_number(struct parser *ps, const struct statement *st, bool duration,
+                         unsigned long min, unsigned long max, unsigned *out)
+{
+    if (!want_args(ps, st, 1))
+        return false;
+    const char *s = st->argv[1];
+    if (!isdigit((unsigned char)s[0])) {
+        fail(ps, st->line, "%s: '%s' is not a number", st->argv[0], s);
+        return false;
+    }
+    errno = 0;
+    char *endp;
+    unsigned long long v = strtoull(s, &endp, 10);
+    unsigned long long mult = 1;
+    if (*endp != '\0') {
+        char u = (char)tolower((unsigned char)*endp);
+        if (endp[1] != '\0')
+            u = '?';
+        if (duration)
+            mult = u == 's' ? 1 : u == 'm' ? 60 : u == 'h' ? 3600 : 0;
+        else
+            mult = u == 'k' ? 1024ULL : u == 'm' ? 1024ULL * 1024 : u == 'g' ? 1024ULL << 20 : 0;
+        if (mult == 0) {
+            fail(ps, st->line, "%s: unknown unit in '%s' (use %s)", st->argv[0], s,
+                 duration ? "s, m or h" : "K, M or G");
+            return false;
+        }
+    }
+    if (errno == ERANGE || v > max / mult || v * mult < min || v * mult > max) {
+        fail(ps, st->line, "%s: %s is out of range (%lu..%lu)", st->argv[0], s, min, max);
+        return false;
+    }
+    *out = (unsigned)(v * mult);
+    return true;
+}
+
+static bool parse_string(struct parser *ps, const struct statement *st, char **out)
+{
+    if (!want_args(ps, st, 1))
+        return false;
+    if (st->argv[1][0] == '\0') {
+        fail(ps, st->line, "%s: empty value", st->argv[0]);
+        return false;
+    }
+    free(*out);
+    *out = xstrdup(st->argv[1]);
+    return true;
+}
+
+/* Banners go to clients verbatim inside a protocol line: refuse anything that could end it. */
+static bool parse_banner(struct parser *ps, const struct statement *st, char **out)
+{
+    if (!parse_string(ps, st, out))
+        return false;
+    for (const unsigned char *c = (const unsigned char *)*out; *c; c++) {
+        if (*c < 0x20 || *c == 0x7f || *c == '[' || *c == ']') {
+            fail(ps, st->line, "Banner: control characters and brackets are not allowed");
+            return false;
+        }
+    }
+    if (strlen(*out) > 200) {
+        fail(ps, st->line, "Banner: longer than 200 characters");
+        return false;
+    }
+    return true;
+}
+
+struct keyword {
+    const char *name;
+    int value;
+};
+
+static bool parse_keyword(struct parser *ps, const struct statement *st,
+                          const struct keyword *words, size_t n, int *out)
+{
+    if (!want_args(ps, st, 1))
+        return false;
+    char choices[256] = "";
+    for (size_t i = 0; i < n; i++) {
+        if (ascii_casecmp(st->argv[1], words[i].name) == 0) {
+            *out = words[i].value;
+            return true;
+        }
+        size_t l = strlen(choices);
+        snprintf(choices + l, sizeof(choices) - l, "%s%s", i ? ", " : "", words[i].name);
+    }
+    fail(ps, st->line, "%s: unknown value '%s' (one of: %s)", st->argv[0], st->argv[1], choices);
+    return false;
+}
+
+static const struct keyword LOGIN_TYPES[] = {
+    {"plaintext-login", LOGIN_TYPE_PLAINTEXT_LOGIN},
+    {"plaintext-authentication", LOGIN_TYPE_PLAINTEXT_AUTHENTICATION},
+    {"secure-login", LOGIN_TYPE_SECURE_LOGIN},
+    /* Exchange's own spellings (Set-ImapSettings -LoginType) */
+    {"PlainTextLogin", LOGIN_TYPE_PLAINTEXT_LOGIN},
+    {"PlainTextAuthentication", LOGIN_TYPE_PLAINTEXT_AUTHENTICATION},
+    {"SecureLogin", LOGIN_TYPE_SECURE_LOGIN},
+};
+static const struct keyword PROTOCOLS[] = {{"imap", PROTOCOL_IMAP}, {"pop3", PROTOCOL_POP3}};
+static const struct keyword TLS_MODES[] = {
+    {"implicit", TLS_MODE_IMPLICIT}, {"starttls", TLS_MODE_STARTTLS}, {"none", TLS_MODE_NONE}};
+static const struct keyword LOG_TARGETS[] = {{"stderr", LOG_TARGET_STDERR},
+                                             {"syslog", LOG_TARGET_SYSLOG}};
+static const struct keyword LOG_LEVELS[] = {{"error", LOG_LEVEL_ERROR},
+                                            {"warning", LOG_LEVEL_WARNING},
+                                            {"info", LOG_LEVEL_INFO},
+                                            {"debug", LOG_LEVEL_DEBUG}};
+
+#define KEYWORD(ps, st, table, field)                                                          \
+    ({                                                                                         \
+        int v_;                                                                                \
+        bool ok_ = parse_keyword(ps, st, table, ARRAY_LEN(table), &v_);                        \
+        if (ok_)                                                                               \
+            (field) = v_;                                                                      \
+        ok_;                                                                                   \
+    })
+
+/* ---- blocks ----------------------------------------------------------------------------- */
+
+static bool is(const struct statement *st, const char *name)
+{
+    return ascii_casecmp(st->argv[0], name) == 0;
+}
+
+static void protocol_directive(struct parser *ps, const struct statement *st,
+                               struct protocol_settings *p, enum protocol proto)
+{
+    if (is(st, "LoginType"))
+        KEYWORD(ps, st, LOGIN_TYPES, p->login_type);
+    else if (is(st, "Banner"))
+        parse_banner(ps, st, &p->banner);
+    else if (is(st, "MaxCommandSize"))
+        parse_number(ps, st, false, proto == PROTOCOL_POP3 ? 40 : 1024, 1024 * 1024,
+                     &p->max_command_size);
+    else if (is(st, "MaxLiteralSize") && proto == PROTOCOL_IMAP)
+        parse_number(ps, st, false, 1, 64 * 1024 * 1024, &p->max_literal_size);
+    else if (is(st, "MaxBadCommands"))
+        parse_number(ps, st, false, 1, 1000, &p->max_bad_commands);
+    else if (is(st, "PreAuthenticatedConnectionTimeout"))
+        parse_number(ps, st, true, 1, 3600, &p->preauth_timeout);
+    else if (is(st, "AuthenticatedConnectionTimeout"))
+        parse_number(ps, st, true, 1, 86400, &p->auth_timeout);
+    else if (is(st, "MaxConnectionsPerUser"))
+        parse_number(ps, st, false, 1, 100000, &p->max_connections_per_user);
+    else
+        fail(ps, st->line, "unknown directive '%s' in %s block", st->argv[0],
+             protocol_name(proto));
+}
+
+static void listener_directive(struct parser *ps, const struct statement *st,
+                               struct listener_config *l, bool *have_protocol)
+{
+    if (is(st, "Protocol")) {
+        if (KEYWORD(ps, st, PROTOCOLS, l->protocol))
+            *have_protocol = true;
+    } else if (is(st, "Address")) {
+        struct ip_addr a;
+        if (!parse_string(ps, st, &l->address))
+            return;
+        if (strcmp(l->address, "*") != 0 && !addr_parse(l->address, &a))
+            fail(ps, st->line, "Address: '%s' is not an IPv4 or IPv6 address (or *)",
+                 l->address);
+    } else if (is(st, "Port")) {
+        parse_number(ps, st, false, 1, 65535, &l->port);
+    } else if (is(st, "TLS")) {
+        KEYWORD(ps, st, TLS_MODES, l->tls);
+    } else if (is(st, "AllowedClients")) {
+        if (st->argc < 2) {
+            fail(ps, st->line, "AllowedClients takes one or more networks");
+            return;
+        }
+        size_t n = l->allowed_clients.n;
+        l->allowed_clients.v = xrealloc(l->allowed_clients.v, (n + st->argc - 1) * sizeof(struct cidr));
+        for (size_t i = 1; i < st->argc; i++) {
+            if (!cidr_parse(st->argv[i], &l->allowed_clients.v[n])) {
+                fail(ps, st->line, "AllowedClients: '%s' is not an address or network",
+                     st->argv[i]);
+                return;
+            }
+            l->allowed_clients.n = ++n;
+        }
+    } else if (is(st, "MaxConnections")) {
+        parse_number(ps, st, false, 1, 1000000, &l->max_connections);
+    } else if (is(st, "MaxConnectionFromSingleIP")) {
+        parse_number(ps, st, false, 1, 1000000, &l->max_connections_per_ip);
+    } else {
+        fail(ps, st->line, "unknown directive '%s' in listener block", st->argv[0]);
+    }
+}
+
+static void global_directive(struct parser *ps, const struct statement *st, struct config *c)
+{
+    if (is(st, "User"))
+        parse_string(ps, st, &c->user);
+    else if (is(st, "LogTarget"))
+        KEYWORD(ps, st, LOG_TARGETS, c->log_target);
+    else if (is(st, "LogLevel"))
+        KEYWORD(ps, st, LOG_LEVELS, c->log_level);
+    else if (is(st, "PidFile"))
+        parse_string(ps, st, &c->pid_file);
+    else if (is(st, "AuditLog"))
+        parse_string(ps, st, &c->audit_log);
+    else if (is(st, "IOThreads"))
+        parse_number(ps, st, false, 0, 256, &c->io_threads);
+    else if (is(st, "WorkerThreads"))
+        parse_number(ps, st, false, 1, 1024, &c->worker_threads);
+    else if (is(st, "WorkerQueue"))
+        parse_number(ps, st, false, 1, 1000000, &c->worker_queue);
+    else if (is(st, "MaxConnections"))
+        parse_number(ps, st, false, 1, 1000000, &c->max_connections);
+    else if (is(st, "MaxConnectionFromSingleIP"))
+        parse_number(ps, st, false, 1, 1000000, &c->max_connections_per_ip);
+    else if (is(st, "TLSCertificateFile")) {
+        parse_string(ps, st, &c->tls_certificate);
+        c->tls_certificate_line = st->line;
+    }
+    else if (is(st, "TLSKeyFile")) {
+        parse_string(ps, st, &c->tls_key);
+        c->tls_key_line = st->line;
+    }
+    else if (is(st, "TLSChainFile")) {
+        parse_string(ps, st, &c->tls_chain);
+        c->tls_chain_line = st->line;
+    }
+    else if (is(st, "TLSPriority")) {
+        parse_string(ps, st, &c->tls_priority);
+        c->tls_priority_line = st->line;
+    }
+    else if (is(st, "TLSHandshakeTimeout"))
+        parse_number(ps, st, true, 1, 600, &c->tls_handshake_timeout);
+    else
+        fail(ps, st->line, "unknown directive '%s'", st->argv[0]);
+}
+
+/* Parse the lines of a block until its closing brace. */
+enum block_kind { BLOCK_PROTOCOL, BLOCK_LISTENER };
+
+static void parse_block(struct parser *ps, struct statement *st, struct config *c,
+                        enum block_kind kind, void *target, enum protocol proto,
+                        bool *have_protocol, int open_line)
+{
+    for (;;) {
+        if (!next_statement(ps, st)) {
+            fail(ps, open_line, "block opened here is never closed");
+            return;
+        }
+        if (st->closes_block)
+            return;
+        if (st->opens_block) {
+            fail(ps, st->line, "blocks cannot be nested");
+            return;
+        }
+        if (kind == BLOCK_PROTOCOL)
+            protocol_directive(ps, st, target, proto);
+        else
+            listener_directive(ps, st, target, have_protocol);
+        if (ps->failed)
+            return;
+    }
+    (void)c;
+}
+
+static void validate(struct parser *ps, struct config *c, int last_line)
+{
+    if (c->n_listeners == 0) {
+        fail(ps, last_line, "no listener is configured");
+        return;
+    }
+    for (size_t i = 0; i < c->n_listeners && !ps->failed; i++) {
+        struct listener_config *l = &c->listeners[i];
+        if (l->port == 0)
+            fail(ps, l->line, "listener %s has no Port", l->name);
+        else if (l->address == NULL)
+            fail(ps, l->line, "listener %s has no Address", l->name);
+        else if (l->tls != TLS_MODE_NONE && (!c->tls_certificate || !c->tls_key))
+            fail(ps, l->line,
+                 "listener %s uses TLS but TLSCertificateFile and TLSKeyFile are not set",
+                 l->name);
+        for (size_t j = 0; j < i && !ps->failed; j++) {
+            struct listener_config *o = &c->listeners[j];
+            if (ascii_casecmp(o->name, l->name) == 0)
+                fail(ps, l->line, "listener %s is declared twice (first at line %d)", l->name,
+                     o->line);
+            else if (o->port == l->port && strcmp(o->address, l->address) == 0)
+                fail(ps, l->line, "listener %s uses %s port %u like listener %s", l->name,
+                     l->address, l->port, o->name);
+        }
+    }
+}
+
+struct config *config_parse(const char *path, const char *text, size_t len, char *err,
+                            size_t errlen)
+{
+    struct parser ps = {.path = path, .p = text, .end = text + len, .line = 1, .err = err,
+                        .errlen = errlen};
+    struct config *c = xcalloc(1, sizeof(*c));
+    atomic_init(&c->refs, 1);
+    c->path = xstrdup(path);
+    c->log_target = LOG_TARGET_STDERR;
+    c->log_level = LOG_LEVEL_INFO;
+    c->worker_threads = 8;
+    c->worker_queue = 10000;
+    c->max_connections = 10000;
+    c->max_connections_per_ip = 100;
+    c->tls_priority = xstrdup(DEFAULT_TLS_PRIORITY);
+    c->tls_handshake_timeout = 10;
+    protocol_defaults(&c->imap, PROTOCOL_IMAP);
+    protocol_defaults(&c->pop3, PROTOCOL_POP3);
+    if (err && errlen)
+        err[0] = '\0';
+
+    struct statement st = {0};
+    while (next_statement(&ps, &st)) {
+        if (st.closes_block) {
+            fail(&ps, st.line, "'}' without an open block");
+            break;
+        }
+        if (!st.opens_block) {
+            global_directive(&ps, &st, c);
+        } else if (is(&st, "imap") || is(&st, "pop3")) {
+            if (st.argc != 1) {
+                fail(&ps, st.line, "the %s block takes no name", st.argv[0]);
+                break;
+            }
+            enum protocol proto = is(&st, "imap") ? PROTOCOL_IMAP : PROTOCOL_POP3;
+            int open_line = st.line;
+            parse_block(&ps, &st, c, BLOCK_PROTOCOL, proto == PROTOCOL_IMAP ? &c->imap : &c->pop3,
+                        proto, NULL, open_line);
+        } else if (is(&st, "listener")) {
+            if (st.argc != 2) {
+                fail(&ps, st.line, "a listener block needs one name: listener NAME {");
+                break;
+            }
+            c->listeners = xrealloc(c->listeners, (c->n_listeners + 1) * sizeof(*c->listeners));
+            struct listener_config *l = &c->listeners[c->n_listeners++];
+            memset(l, 0, sizeof(*l));
+            l->name = xstrdup(st.argv[1]);
+            l->line = st.line;
+            l->tls = TLS_MODE_NONE;
+            bool have_protocol = false;
+            parse_block(&ps, &st, c, BLOCK_LISTENER, l, 0, &have_protocol, l->line);
+            if (!ps.failed && !have_protocol)
+                fail(&ps, l->line, "listener %s has no Protocol (imap or pop3)", l->name);
+        } else {
+            fail(&ps, st.line, "unknown block '%s' (imap, pop3 or listener)", st.argv[0]);
+        }
+        if (ps.failed)
+            break;
+    }
+    statement_clear(&st);
+    if (!ps.failed)
+        validate(&ps, c, ps.line);
+    if (ps.failed) {
+        config_unref(c);
+        return NULL;
+    }
+    if (c->worker_queue < c->worker_threads)
+        c->worker_queue = c->worker_threads;
+    return c;
+}
+
+struct config *config_load(const char *path, char *err, size_t errlen)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        snprintf(err, errlen, "%s: %s", path, strerror(errno));
+        return NULL;
+    }
+    struct stat sb;
+    if (fstat(fd, &sb) < 0 || !S_ISREG(sb.st_mode) || sb.st_size > 4 * 1024 * 1024) {
+        snprintf(err, errlen, "%s: not a regular file of at most 4 MiB", path);
+        close(fd);
+        return NULL;
+    }
+    size_t len = (size_t)sb.st_size, got = 0;
+    char *text = xmalloc(len + 1);
+    while (got < len) {
+        ssize_t r = read(fd, text + got, len - got);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0) {
+            snprintf(err, errlen, "%s: read failed: %s", path, r < 0 ? strerror(errno) : "short");
+            free(text);
+            close(fd);
+            return NULL;
+        }
+        got += (size_t)r;
+    }
+    close(fd);
+    struct config *c = config_parse(path, text, len, err, errlen);
+    free(text);
+    return c;
+}
+
+struct config *config_ref(struct config *c)
+{
+    atomic_fetch_add(&c->refs, 1);
+    return c;
+}
+
+static void protocol_free(struct protocol_settings *p)
+{
+    free(p->banner);
+}
+
+void config_unref(struct config *c)
+{
+    if (c == NULL || atomic_fetch_sub(&c->refs, 1) != 1)
+        return;
+    for (size_t i = 0; i < c->n_listeners; i++) {
+        free(c->listeners[i].name);
+        free(c->listeners[i].address);
+        free(c->listeners[i].allowed_clients.v);
+    }
+    free(c->listeners);
+    protocol_free(&c->imap);
+    protocol_free(&c->pop3);
+    free(c->path);
+    free(c->user);
+    free(c->pid_file);
+    free(c->audit_log);
+    free(c->tls_certificate);
+    free(c->tls_key);
+    free(c->tls_chain);
+    free(c->tls_priority);
+    free(c);
+}
+
+const struct protocol_settings *config_protocol(const struct config *c, enum protocol p)
+{
+    return p == PROTOCOL_IMAP ? &c->imap : &c->pop3;
+}
+
+const char *protocol_name(enum protocol p)
+{
+    return p == PROTOCOL_IMAP ? "imap" : "pop3";
+}
+
+const char *tls_mode_name(enum tls_mode m)
+{
+    return m == TLS_MODE_IMPLICIT ? "implicit" : m == TLS_MODE_STARTTLS ? "starttls" : "none";
+}
+
+const char *login_type_name(enum login_type t)
+{
+    return t == LOGIN_TYPE_PLAINTEXT_LOGIN            ? "plaintext-login"
+           : t == LOGIN_TYPE_PLAINTEXT_AUTHENTICATION ? "plaintext-authentication"
+                                                      : "secure-login";
+}

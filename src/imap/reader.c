@@ -1,0 +1,167 @@
+/* Assembles one IMAP command from the byte stream: the line, the literals it announces
+ * ({n} synchronizing, {n+} non-synchronizing per RFC 7888) and the lines that follow them,
+ * enforcing MaxCommandSize on command text and the literal limit on literal data. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "postern/imap.h"
+#include "postern/util.h"
+
+void imap_reader_init(struct imap_reader *r, size_t max_line, size_t max_literal)
+{
+    memset(r, 0, sizeof(*r));
+    r->max_line = max_line;
+    r->max_literal = max_literal;
+}
+
+void imap_reader_free(struct imap_reader *r)
+{
+    if (r->buf)
+        wipe(r->buf, r->cap); /* may hold a LOGIN password */
+    free(r->buf);
+    r->buf = NULL;
+    r->len = r->cap = 0;
+}
+
+void imap_reader_reset(struct imap_reader *r)
+{
+    if (r->buf)
+        wipe(r->buf, r->len);
+    r->len = 0;
+    r->line_bytes = r->literal_bytes = r->literal_left = 0;
+    r->discarding = r->nonsync = false;
+    /* Give back memory a large command needed. */
+    if (r->cap > 65536) {
+        free(r->buf);
+        r->buf = NULL;
+        r->cap = 0;
+    }
+}
+
+static void append(struct imap_reader *r, const char *data, size_t n)
+{
+    if (r->len + n + 1 > r->cap) {
+        size_t cap = r->cap ? r->cap : 256;
+        while (cap < r->len + n + 1)
+            cap *= 2;
+        char *nb = xmalloc(cap);
+        if (r->buf) {
+            memcpy(nb, r->buf, r->len);
+            wipe(r->buf, r->cap);
+            free(r->buf);
+        }
+        r->buf = nb;
+        r->cap = cap;
+    }
+    memcpy(r->buf + r->len, data, n);
+    r->len += n;
+    r->buf[r->len] = '\0';
+}
+
+/* If the line just completed (buf[start..len), ending in LF) ends with "{digits}" or
+ * "{digits+}" before the line end, return true with the size. Oversized numbers count as
+ * SIZE_MAX so that they are refused, not wrapped. */
+static bool literal_marker(const struct imap_reader *r, size_t start, size_t *size, bool *nonsync)
+{
+    size_t end = r->len - 1; /* at LF */
+    if (end > start && r->buf[end - 1] == '\r')
+        end--;
+    if (end - start < 3 || r->buf[end - 1] != '}')
+        return false;
+    size_t p = end - 1;
+    *nonsync = p > start && r->buf[p - 1] == '+';
+    if (*nonsync)
+        p--;
+    size_t digits_end = p;
+    while (p > start && r->buf[p - 1] >= '0' && r->buf[p - 1] <= '9')
+        p--;
+    if (p == digits_end || p == start || r->buf[p - 1] != '{')
+        return false;
+    size_t v = 0;
+    for (size_t i = p; i < digits_end; i++) {
+        unsigned d = (unsigned)(r->buf[i] - '0');
+        if (v > (SIZE_MAX - d) / 10) {
+            v = SIZE_MAX;
+            break;
+        }
+        v = v * 10 + d;
+    }
+    *size = v;
+    return true;
+}
+
+enum imap_read_status imap_reader_feed(struct imap_reader *r, const char *data, size_t len,
+                                       size_t *used)
+{
+    size_t i = 0;
+    while (i < len) {
+        if (r->literal_left > 0) {
+            size_t n = len - i < r->literal_left ? len - i : r->literal_left;
+            append(r, data + i, n);
+            i += n;
+            r->literal_left -= n;
+            continue;
+        }
+        const char *lf = memchr(data + i, '\n', len - i);
+        size_t n = lf ? (size_t)(lf - (data + i)) + 1 : len - i;
+        if (r->discarding) {
+            i += n;
+            if (lf) {
+                *used = i;
+                return IMAP_READ_LINE_TOO_LONG;
+            }
+            continue;
+        }
+        if (r->line_bytes + n > r->max_line) {
+            /* Keep the start of the line (the tag) for the error reply, drop the rest. */
+            if (r->len < 64)
+                append(r, data + i, n < 64 - r->len ? n : 64 - r->len);
+            r->discarding = true;
+            continue;
+        }
+        size_t start = r->len;
+        append(r, data + i, n);
+        r->line_bytes += n;
+        i += n;
+        if (!lf)
+            continue;
+        size_t size;
+        bool nonsync;
+        if (!literal_marker(r, start, &size, &nonsync)) {
+            *used = i;
+            return IMAP_READ_COMMAND;
+        }
+        if (size > r->max_literal || r->literal_bytes + size > r->max_literal) {
+            r->nonsync = nonsync;
+            *used = i;
+            return IMAP_READ_LITERAL_TOO_BIG;
+        }
+        r->literal_bytes += size;
+        r->literal_left = size;
+        if (!nonsync) {
+            *used = i;
+            return IMAP_READ_CONTINUE;
+        }
+    }
+    *used = i;
+    return IMAP_READ_MORE;
+}
+
+void imap_reader_tag(const struct imap_reader *r, char *out, size_t outlen)
+{
+    size_t n = 0;
+    /* tag = 1*<any ASTRING-CHAR except "+"> (RFC 3501 §9) */
+    while (n < r->len && n + 1 < outlen) {
+        unsigned char c = (unsigned char)r->buf[n];
+        if (c <= 0x20 || c >= 0x7f || strchr("(){%*\"\\+", c))
+            break;
+        out[n] = (char)c;
+        n++;
+    }
+    if (n == 0 || n >= r->len || r->buf[n] != ' ') {
+        snprintf(out, outlen, "*");
+        return;
+    }
+    out[n] = '\0';
+}

@@ -1,0 +1,372 @@
+/* IMAP session: state machine, command table, capabilities and the not-authenticated state
+ * (CAPABILITY, NOOP, LOGOUT, STARTTLS, ID, LOGIN, AUTHENTICATE). */
+#include <event2/buffer.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "postern/auth.h"
+#include "postern/imap.h"
+#include "postern/log.h"
+#include "postern/policy.h"
+#include "postern/util.h"
+
+enum imap_state {
+    IMAP_NOT_AUTHENTICATED = 1 << 0,
+    IMAP_AUTHENTICATED = 1 << 1,
+    IMAP_SELECTED = 1 << 2,
+};
+
+struct imap_session {
+    struct conn *conn;
+    enum imap_state state;
+    struct imap_reader reader;
+    unsigned bad_commands;
+    bool waiting; /* a command waits for the auth pipeline; input is paused */
+    char *waiting_tag;
+};
+
+struct imap_command_def {
+    const char *name;
+    unsigned states; /* where the command is valid */
+    void (*run)(struct imap_session *s, struct imap_command *cmd);
+};
+
+static const struct protocol_settings *settings(const struct imap_session *s)
+{
+    return conn_protocol_settings(s->conn);
+}
+
+/* ---- capabilities: derived here and nowhere else ---------------------------------------------- */
+
+static void capabilities(const struct imap_session *s, char *buf, size_t len)
+{
+    bool tls = conn_tls_active(s->conn);
+    enum login_type lt = settings(s)->login_type;
+    size_t n = (size_t)snprintf(buf, len, "IMAP4rev1 SASL-IR LITERAL+ ID");
+    if (policy_starttls_offered(conn_listener(s->conn), tls))
+        n += (size_t)snprintf(buf + n, len - n, " STARTTLS");
+    if (!policy_mech_allowed(lt, tls, &AUTH_MECH_LOGIN_COMMAND))
+        n += (size_t)snprintf(buf + n, len - n, " LOGINDISABLED");
+    for (size_t i = 0; i < AUTH_MECHS_COUNT && n < len; i++)
+        if (policy_mech_allowed(lt, tls, &AUTH_MECHS[i]))
+            n += (size_t)snprintf(buf + n, len - n, " AUTH=%s", AUTH_MECHS[i].name);
+}
+
+/* ---- helpers ------------------------------------------------------------------------------------ */
+
+static void reply(struct imap_session *s, const char *tag, const char *status, const char *text)
+{
+    conn_printf(s->conn, "%s %s %s\r\n", tag, status, text);
+}
+
+static void bad_command(struct imap_session *s, const char *tag, const char *why)
+{
+    reply(s, tag, "BAD", why);
+    if (++s->bad_commands >= settings(s)->max_bad_commands) {
+        conn_printf(s->conn, "* BYE Too many invalid commands\r\n");
+        conn_close(s->conn, "too many invalid commands");
+    }
+}
+
+static bool no_args(struct imap_session *s, struct imap_command *cmd)
+{
+    if (cmd->n_args == 0)
+        return true;
+    bad_command(s, cmd->tag, "Unexpected arguments");
+    return false;
+}
+
+static void wait_for_auth(struct imap_session *s, const char *tag)
+{
+    s->waiting = true;
+    free(s->waiting_tag);
+    s->waiting_tag = xstrdup(tag);
+    conn_pause_input(s->conn, true);
+}
+
+/* The protocol's words for a refusal; the same text whatever the directory said. */
+static void auth_finished(void *session, struct auth_attempt *a, const struct auth_result *r)
+{
+    (void)a;
+    struct imap_session *s = session;
+    s->waiting = false;
+    const char *tag = s->waiting_tag ? s->waiting_tag : "*";
+    if (!conn_is_closing(s->conn)) {
+        if (r->allow) {
+            /* Sessions after login arrive with the store issue; nothing can be allowed yet. */
+            reply(s, tag, "NO", "[UNAVAILABLE] Login is not yet available on this server");
+        } else if (r->reason == AUTH_REASON_PLAINTEXT_REQUIRES_TLS) {
+            reply(s, tag, "NO",
+                  policy_starttls_offered(conn_listener(s->conn), conn_tls_active(s->conn))
+                      ? "[PRIVACYREQUIRED] Plaintext authentication is not allowed without TLS; "
+                        "use STARTTLS first"
+                      : "[PRIVACYREQUIRED] Plaintext authentication is not allowed on this "
+                        "connection");
+        } else if (r->reason == AUTH_REASON_NO_DIRECTORY) {
+            reply(s, tag, "NO",
+                  "[UNAVAILABLE] Login is not yet available on this server (no directory "
+                  "configured)");
+        } else if (r->reason == AUTH_REASON_SERVER_BUSY) {
+            reply(s, tag, "NO", "[UNAVAILABLE] Server busy, try again later");
+        } else {
+            reply(s, tag, "NO", "[AUTHENTICATIONFAILED] Authentication failed");
+        }
+        conn_pause_input(s->conn, false);
+    }
+    free(s->waiting_tag);
+    s->waiting_tag = NULL;
+}
+
+/* ---- commands ------------------------------------------------------------------------------------ */
+
+static void cmd_capability(struct imap_session *s, struct imap_command *cmd)
+{
+    if (!no_args(s, cmd))
+        return;
+    char caps[512];
+    capabilities(s, caps, sizeof(caps));
+    conn_printf(s->conn, "* CAPABILITY %s\r\n", caps);
+    reply(s, cmd->tag, "OK", "CAPABILITY completed");
+}
+
+static void cmd_noop(struct imap_session *s, struct imap_command *cmd)
+{
+    if (no_args(s, cmd))
+        reply(s, cmd->tag, "OK", "NOOP completed");
+}
+
+static void cmd_logout(struct imap_session *s, struct imap_command *cmd)
+{
+    if (!no_args(s, cmd))
+        return;
+    conn_printf(s->conn, "* BYE Logging out\r\n");
+    reply(s, cmd->tag, "OK", "LOGOUT completed");
+    conn_close(s->conn, "LOGOUT");
+}
+
+static void cmd_starttls(struct imap_session *s, struct imap_command *cmd)
+{
+    if (!no_args(s, cmd))
+        return;
+    if (!policy_starttls_offered(conn_listener(s->conn), conn_tls_active(s->conn))) {
+        bad_command(s, cmd->tag,
+                    conn_tls_active(s->conn) ? "TLS is already active"
+                                             : "STARTTLS is not available on this port");
+        return;
+    }
+    reply(s, cmd->tag, "OK", "Begin TLS negotiation now");
+    imap_reader_reset(&s->reader);
+    conn_starttls(s->conn);
+}
+
+/* RFC 2971: ("field" "value" ...) or NIL; at most 30 pairs, fields of 30 and values of 1024
+ * octets. The client's identity is logged; ours names the software, not its version. */
+static void cmd_id(struct imap_session *s, struct imap_command *cmd)
+{
+    if (cmd->n_args != 1 ||
+        (cmd->args[0].type != IMAP_ARG_NIL && cmd->args[0].type != IMAP_ARG_LIST)) {
+        bad_command(s, cmd->tag, "ID takes a parameter list or NIL");
+        return;
+    }
+    const struct imap_arg *list = &cmd->args[0];
+    if (list->type == IMAP_ARG_LIST) {
+        if (list->list_len % 2 != 0 || list->list_len > 60) {
+            bad_command(s, cmd->tag, "ID takes at most 30 field/value pairs");
+            return;
+        }
+        char seen[1024] = "";
+        size_t used = 0;
+        for (size_t i = 0; i < list->list_len; i += 2) {
+            const struct imap_arg *f = &list->list[i], *v = &list->list[i + 1];
+            if (!imap_arg_is_string(f) || f->len > 30 ||
+                (!imap_arg_is_string(v) && v->type != IMAP_ARG_NIL) || v->len > 1024) {
+                bad_command(s, cmd->tag, "Invalid ID field or value");
+                return;
+            }
+            if (used < sizeof(seen))
+                used += (size_t)snprintf(seen + used, sizeof(seen) - used, "%s%s=%s",
+                                         used ? " " : "", f->str,
+                                         v->type == IMAP_ARG_NIL ? "NIL" : v->str);
+        }
+        log_info("conn %llu: client ID: %s", (unsigned long long)conn_id(s->conn), seen);
+    }
+    conn_printf(s->conn, "* ID (\"name\" \"postern\")\r\n");
+    reply(s, cmd->tag, "OK", "ID completed");
+}
+
+static void cmd_login(struct imap_session *s, struct imap_command *cmd)
+{
+    if (cmd->n_args != 2 || !imap_arg_is_astring(&cmd->args[0]) ||
+        !imap_arg_is_astring(&cmd->args[1])) {
+        bad_command(s, cmd->tag, "LOGIN takes a user name and a password");
+        return;
+    }
+    struct auth_attempt *a = auth_attempt_new(s->conn, &AUTH_MECH_LOGIN_COMMAND,
+                                              cmd->args[0].str, cmd->args[1].str,
+                                              cmd->args[1].len);
+    wipe(cmd->args[1].str, cmd->args[1].len);
+    wait_for_auth(s, cmd->tag);
+    auth_start(s->conn, s, a, auth_finished);
+}
+
+static void cmd_authenticate(struct imap_session *s, struct imap_command *cmd)
+{
+    if (cmd->n_args < 1 || cmd->n_args > 2 || cmd->args[0].type != IMAP_ARG_ATOM ||
+        (cmd->n_args == 2 && cmd->args[1].type != IMAP_ARG_ATOM)) {
+        bad_command(s, cmd->tag, "AUTHENTICATE takes a mechanism and an optional initial response");
+        return;
+    }
+    const struct auth_mech *m = auth_mech_find(cmd->args[0].str);
+    if (m == NULL) {
+        reply(s, cmd->tag, "NO", "[CANNOT] Unsupported authentication mechanism");
+        return;
+    }
+    /* The SASL exchange itself comes with the directory-auth issue; the attempt goes through
+     * the pipeline now so that policy and audit already see it. */
+    struct auth_attempt *a = auth_attempt_new(s->conn, m, "", NULL, 0);
+    if (cmd->n_args == 2)
+        wipe(cmd->args[1].str, cmd->args[1].len);
+    wait_for_auth(s, cmd->tag);
+    auth_start(s->conn, s, a, auth_finished);
+}
+
+static const struct imap_command_def COMMANDS[] = {
+    {"CAPABILITY", IMAP_NOT_AUTHENTICATED | IMAP_AUTHENTICATED | IMAP_SELECTED, cmd_capability},
+    {"NOOP", IMAP_NOT_AUTHENTICATED | IMAP_AUTHENTICATED | IMAP_SELECTED, cmd_noop},
+    {"LOGOUT", IMAP_NOT_AUTHENTICATED | IMAP_AUTHENTICATED | IMAP_SELECTED, cmd_logout},
+    {"ID", IMAP_NOT_AUTHENTICATED | IMAP_AUTHENTICATED | IMAP_SELECTED, cmd_id},
+    {"STARTTLS", IMAP_NOT_AUTHENTICATED, cmd_starttls},
+    {"LOGIN", IMAP_NOT_AUTHENTICATED, cmd_login},
+    {"AUTHENTICATE", IMAP_NOT_AUTHENTICATED, cmd_authenticate},
+};
+
+static void run_command(struct imap_session *s, const char *buf, size_t len)
+{
+    struct imap_command cmd;
+    const char *error = NULL;
+    if (!imap_parse_command(buf, len, &cmd, &error)) {
+        bad_command(s, cmd.tag ? cmd.tag : "*", error);
+        imap_command_free(&cmd);
+        return;
+    }
+    const struct imap_command_def *def = NULL;
+    for (size_t i = 0; i < ARRAY_LEN(COMMANDS); i++)
+        if (ascii_casecmp(COMMANDS[i].name, cmd.name) == 0)
+            def = &COMMANDS[i];
+    if (def == NULL) {
+        bad_command(s, cmd.tag, "Unknown command");
+    } else if ((def->states & s->state) == 0) {
+        bad_command(s, cmd.tag, "Command not valid in this state");
+    } else {
+        s->bad_commands = 0;
+        def->run(s, &cmd);
+    }
+    imap_command_free(&cmd);
+}
+
+static void reset_timer(struct imap_session *s)
+{
+    conn_set_timeout(s->conn, s->state == IMAP_NOT_AUTHENTICATED ? settings(s)->preauth_timeout
+                                                                 : settings(s)->auth_timeout);
+}
+
+/* ---- protocol_ops ------------------------------------------------------------------------------- */
+
+static void *imap_open(struct conn *c)
+{
+    struct imap_session *s = xcalloc(1, sizeof(*s));
+    s->conn = c;
+    s->state = IMAP_NOT_AUTHENTICATED;
+    const struct protocol_settings *ps = conn_protocol_settings(c);
+    imap_reader_init(&s->reader, ps->max_command_size, ps->max_literal_size);
+    char caps[512];
+    capabilities(s, caps, sizeof(caps));
+    conn_printf(c, "* OK [CAPABILITY %s] %s\r\n", caps, ps->banner);
+    reset_timer(s);
+    return s;
+}
+
+static void imap_input(void *session)
+{
+    struct imap_session *s = session;
+    struct evbuffer *in = conn_input(s->conn);
+    while (!s->waiting && !conn_is_closing(s->conn)) {
+        size_t n = evbuffer_get_contiguous_space(in);
+        if (n == 0)
+            break;
+        const char *data = (const char *)evbuffer_pullup(in, (ev_ssize_t)n);
+        size_t used = 0;
+        enum imap_read_status st = imap_reader_feed(&s->reader, data, n, &used);
+        evbuffer_drain(in, used);
+        char tag[64];
+        switch (st) {
+        case IMAP_READ_MORE:
+            break;
+        case IMAP_READ_CONTINUE:
+            conn_printf(s->conn, "+ Ready for literal data\r\n");
+            break;
+        case IMAP_READ_LINE_TOO_LONG:
+            imap_reader_tag(&s->reader, tag, sizeof(tag));
+            imap_reader_reset(&s->reader);
+            bad_command(s, tag, "[TOOBIG] Command line too long");
+            break;
+        case IMAP_READ_LITERAL_TOO_BIG:
+            imap_reader_tag(&s->reader, tag, sizeof(tag));
+            if (s->reader.nonsync) {
+                /* RFC 7888 §4: the data follows regardless; it cannot be told apart from
+                 * commands, so the connection ends. */
+                reply(s, tag, "BAD", "[TOOBIG] Literal too large");
+                conn_printf(s->conn, "* BYE Literal too large\r\n");
+                conn_close(s->conn, "non-synchronizing literal too large");
+            } else {
+                imap_reader_reset(&s->reader);
+                bad_command(s, tag, "[TOOBIG] Literal too large");
+            }
+            break;
+        case IMAP_READ_COMMAND:
+            run_command(s, s->reader.buf, s->reader.len);
+            imap_reader_reset(&s->reader);
+            if (!conn_is_closing(s->conn))
+                reset_timer(s);
+            break;
+        }
+    }
+}
+
+static void imap_tls_ready(void *session)
+{
+    struct imap_session *s = session;
+    imap_reader_reset(&s->reader);
+    reset_timer(s);
+}
+
+static void imap_timeout(void *session)
+{
+    struct imap_session *s = session;
+    conn_printf(s->conn, "* BYE Autologout; idle for too long\r\n");
+    conn_close(s->conn, "idle timeout");
+}
+
+static void imap_shutdown(void *session)
+{
+    struct imap_session *s = session;
+    conn_printf(s->conn, "* BYE [UNAVAILABLE] Server shutting down\r\n");
+}
+
+static void imap_free(void *session)
+{
+    struct imap_session *s = session;
+    imap_reader_free(&s->reader);
+    free(s->waiting_tag);
+    free(s);
+}
+
+const struct protocol_ops imap_protocol = {
+    .open = imap_open,
+    .input = imap_input,
+    .tls_ready = imap_tls_ready,
+    .timeout = imap_timeout,
+    .shutdown = imap_shutdown,
+    .free = imap_free,
+};

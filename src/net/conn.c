@@ -1,0 +1,602 @@
+/* Connection I/O: non-blocking socket or GnuTLS session, buffers, timer, STARTTLS, close. */
+#include "conn_internal.h"
+
+#include <errno.h>
+#include <event2/buffer.h>
+#include <event2/event.h>
+#include <gnutls/gnutls.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "postern/imap.h"
+#include "postern/log.h"
+#include "postern/loop.h"
+#include "postern/pop3.h"
+#include "postern/tls.h"
+#include "postern/util.h"
+
+/* Input beyond what one command may carry is not read until the protocol has consumed some;
+ * output beyond this stops reading, so a client that never reads cannot make us buffer
+ * without bound. */
+#define OUTPUT_HIGH_WATER (1024 * 1024)
+#define READ_CHUNK 16384
+#define CLOSE_LINGER_SECONDS 10
+
+enum tls_state {
+    TLS_OFF,
+    TLS_WAIT_FLUSH, /* STARTTLS answered; handshake starts once that answer has left */
+    TLS_HANDSHAKE,
+    TLS_ON,
+};
+
+struct conn {
+    struct io_thread *thread;
+    struct conn_list *list;
+    struct conn *prev, *next;
+    struct conn_env env;
+    struct listener *listener;
+    struct tls_creds *creds;
+    int fd;
+    uint64_t id;
+    struct ip_addr peer;
+    unsigned peer_port;
+    char peer_text[48];
+
+    struct event *ev_read, *ev_write, *ev_timer;
+    struct evbuffer *in, *out;
+    gnutls_session_t tls;
+    enum tls_state tls_state;
+    unsigned timeout; /* seconds of the protocol's current timer */
+
+    const struct protocol_ops *ops;
+    void *session;
+    bool opened;  /* the protocol has its session */
+    bool closing; /* flushing the last output */
+    bool dead;    /* socket closed; memory waits for callbacks and jobs */
+    bool paused;
+    int busy; /* nesting of protocol callbacks running now */
+    int jobs; /* worker jobs not yet completed */
+};
+
+static void on_read(evutil_socket_t fd, short what, void *arg);
+static void on_write(evutil_socket_t fd, short what, void *arg);
+static void on_timer(evutil_socket_t fd, short what, void *arg);
+static void handshake(struct conn *c);
+static void destroy(struct conn *c);
+
+static size_t input_limit(const struct conn *c)
+{
+    const struct protocol_settings *ps = conn_protocol_settings(c);
+    return (size_t)ps->max_command_size + (size_t)ps->max_literal_size + READ_CHUNK;
+}
+
+static void enter(struct conn *c)
+{
+    c->busy++;
+}
+
+static void free_conn(struct conn *c)
+{
+    if (c->session)
+        c->ops->free(c->session);
+    listener_unref(c->listener);
+    tls_creds_unref(c->creds);
+    free(c);
+}
+
+/* Leaves a callback; frees the connection once nothing refers to it any more. */
+static void leave(struct conn *c)
+{
+    if (--c->busy == 0 && c->dead && c->jobs == 0)
+        free_conn(c);
+}
+
+static void arm_timer(struct conn *c, unsigned seconds)
+{
+    struct timeval tv = {.tv_sec = seconds, .tv_usec = 0};
+    evtimer_add(c->ev_timer, &tv);
+}
+
+/* Whether to wait for input: not while closing, not while the TLS switch is pending, and not
+ * when either buffer is full (backpressure). */
+static void update_read_interest(struct conn *c)
+{
+    if (c->dead || c->tls_state == TLS_HANDSHAKE)
+        return;
+    bool want = !c->closing && c->tls_state != TLS_WAIT_FLUSH &&
+                evbuffer_get_length(c->in) < input_limit(c) &&
+                evbuffer_get_length(c->out) < OUTPUT_HIGH_WATER;
+    if (want)
+        event_add(c->ev_read, NULL);
+    else
+        event_del(c->ev_read);
+}
+
+static void schedule_flush(struct conn *c)
+{
+    if (!c->dead && !event_pending(c->ev_write, EV_WRITE, NULL))
+        event_active(c->ev_write, EV_WRITE, 0);
+}
+
+static void deliver_input(struct conn *c)
+{
+    if (c->dead || c->closing || c->paused || !c->opened ||
+        (c->tls_state != TLS_OFF && c->tls_state != TLS_ON))
+        return;
+    if (evbuffer_get_length(c->in) == 0)
+        return;
+    enter(c);
+    c->ops->input(c->session);
+    update_read_interest(c);
+    leave(c);
+}
+
+static void open_protocol(struct conn *c)
+{
+    enter(c);
+    c->session = c->ops->open(c);
+    c->opened = true;
+    leave(c);
+}
+
+static void start_tls(struct conn *c)
+{
+    c->tls = tls_session_new(c->creds, c->fd, c->listener->lc->protocol);
+    if (c->tls == NULL) {
+        log_error("conn %llu: cannot create a TLS session", (unsigned long long)c->id);
+        destroy(c);
+        return;
+    }
+    c->tls_state = TLS_HANDSHAKE;
+    event_del(c->ev_read);
+    arm_timer(c, c->listener->config->tls_handshake_timeout);
+    handshake(c);
+}
+
+static void handshake(struct conn *c)
+{
+    int rc;
+    do {
+        rc = gnutls_handshake(c->tls);
+    } while (rc < 0 && !gnutls_error_is_fatal(rc) && rc != GNUTLS_E_AGAIN);
+    if (rc == GNUTLS_E_AGAIN) {
+        if (gnutls_record_get_direction(c->tls) == 1) {
+            event_del(c->ev_read);
+            event_add(c->ev_write, NULL);
+        } else {
+            event_add(c->ev_read, NULL);
+        }
+        return;
+    }
+    if (rc < 0) {
+        log_info("conn %llu from %s: TLS handshake failed: %s", (unsigned long long)c->id,
+                 c->peer_text, gnutls_strerror(rc));
+        destroy(c);
+        return;
+    }
+    c->tls_state = TLS_ON;
+    evtimer_del(c->ev_timer);
+    if (c->timeout)
+        arm_timer(c, c->timeout);
+    char desc[128];
+    log_debug("conn %llu: %s", (unsigned long long)c->id, conn_tls_description(c, desc, sizeof(desc)));
+    enter(c);
+    if (!c->opened)
+        open_protocol(c);
+    else if (c->ops->tls_ready)
+        c->ops->tls_ready(c->session);
+    update_read_interest(c);
+    /* GnuTLS may already hold application data that arrived with the handshake. */
+    if (gnutls_record_check_pending(c->tls) > 0)
+        event_active(c->ev_read, EV_READ, 0);
+    leave(c);
+}
+
+static void flush(struct conn *c)
+{
+    while (!c->dead && evbuffer_get_length(c->out) > 0) {
+        size_t n = evbuffer_get_contiguous_space(c->out);
+        if (n > READ_CHUNK)
+            n = READ_CHUNK;
+        const unsigned char *p = evbuffer_pullup(c->out, (ev_ssize_t)n);
+        ssize_t r;
+        if (c->tls_state == TLS_ON) {
+            r = gnutls_record_send(c->tls, p, n);
+            if (r == GNUTLS_E_AGAIN || r == GNUTLS_E_INTERRUPTED) {
+                event_add(c->ev_write, NULL);
+                return;
+            }
+            if (r < 0) {
+                log_debug("conn %llu: TLS send: %s", (unsigned long long)c->id,
+                          gnutls_strerror((int)r));
+                destroy(c);
+                return;
+            }
+        } else {
+            r = send(c->fd, p, n, MSG_NOSIGNAL);
+            if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) {
+                event_add(c->ev_write, NULL);
+                return;
+            }
+            if (r < 0) {
+                log_debug("conn %llu: send: %s", (unsigned long long)c->id, strerror(errno));
+                destroy(c);
+                return;
+            }
+        }
+        evbuffer_drain(c->out, (size_t)r);
+    }
+    if (c->dead)
+        return;
+    if (c->tls_state == TLS_WAIT_FLUSH) {
+        start_tls(c);
+        return;
+    }
+    if (c->closing) {
+        if (c->tls_state == TLS_ON)
+            gnutls_bye(c->tls, GNUTLS_SHUT_WR); /* best effort: never wait for the peer */
+        destroy(c);
+        return;
+    }
+    update_read_interest(c);
+}
+
+static void on_write(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct conn *c = arg;
+    enter(c);
+    if (c->tls_state == TLS_HANDSHAKE)
+        handshake(c);
+    else
+        flush(c);
+    leave(c);
+}
+
+static void on_read(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct conn *c = arg;
+    enter(c);
+    if (c->tls_state == TLS_HANDSHAKE) {
+        handshake(c);
+        leave(c);
+        return;
+    }
+    bool eof = false;
+    size_t got = 0;
+    char buf[READ_CHUNK];
+    while (!c->dead && got < 4 * READ_CHUNK && evbuffer_get_length(c->in) < input_limit(c)) {
+        ssize_t r;
+        if (c->tls_state == TLS_ON) {
+            r = gnutls_record_recv(c->tls, buf, sizeof(buf));
+            if (r == GNUTLS_E_AGAIN || r == GNUTLS_E_INTERRUPTED)
+                break;
+            if (r == GNUTLS_E_REHANDSHAKE || r == GNUTLS_E_WARNING_ALERT_RECEIVED)
+                continue;
+            if (r < 0) {
+                log_debug("conn %llu: TLS receive: %s", (unsigned long long)c->id,
+                          gnutls_strerror((int)r));
+                eof = true;
+                break;
+            }
+        } else {
+            r = recv(c->fd, buf, sizeof(buf), 0);
+            if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
+                break;
+            if (r < 0) {
+                eof = true;
+                break;
+            }
+        }
+        if (r == 0) {
+            eof = true;
+            break;
+        }
+        evbuffer_add(c->in, buf, (size_t)r);
+        got += (size_t)r;
+        if (c->tls_state == TLS_ON ? gnutls_record_check_pending(c->tls) == 0
+                                   : (size_t)r < sizeof(buf))
+            break;
+    }
+    wipe(buf, sizeof(buf));
+    deliver_input(c);
+    if (eof && !c->dead) {
+        log_debug("conn %llu from %s: client closed the connection", (unsigned long long)c->id,
+                  c->peer_text);
+        destroy(c);
+    } else if (!c->dead && c->tls_state == TLS_ON && gnutls_record_check_pending(c->tls) > 0 &&
+               evbuffer_get_length(c->in) < input_limit(c)) {
+        event_active(c->ev_read, EV_READ, 0);
+    }
+    leave(c);
+}
+
+static void on_timer(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct conn *c = arg;
+    enter(c);
+    if (c->tls_state == TLS_HANDSHAKE || !c->opened) {
+        log_info("conn %llu from %s: TLS handshake timed out", (unsigned long long)c->id,
+                 c->peer_text);
+        destroy(c);
+    } else if (c->closing) {
+        destroy(c); /* the peer never took our last words */
+    } else if (c->ops->timeout) {
+        c->ops->timeout(c->session);
+    }
+    leave(c);
+}
+
+static void unlink_conn(struct conn *c)
+{
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        c->list->head = c->next;
+    if (c->next)
+        c->next->prev = c->prev;
+    c->prev = c->next = NULL;
+}
+
+/* Closes the socket at once and releases the connection's slot; memory goes when the last
+ * callback or job referring to it has finished. */
+static void destroy(struct conn *c)
+{
+    if (c->dead)
+        return;
+    c->dead = true;
+    unlink_conn(c);
+    event_free(c->ev_read);
+    event_free(c->ev_write);
+    event_free(c->ev_timer);
+    if (c->tls)
+        gnutls_deinit(c->tls);
+    c->tls = NULL;
+    close(c->fd);
+    evbuffer_free(c->in);
+    evbuffer_free(c->out);
+    limits_release("", &c->peer);
+    limits_release(c->listener->lc->name, &c->peer);
+    limits_release(c->listener->lc->name, NULL);
+    atomic_fetch_sub(c->env.total, 1);
+    log_debug("conn %llu from %s closed", (unsigned long long)c->id, c->peer_text);
+    if (c->busy == 0 && c->jobs == 0)
+        free_conn(c);
+}
+
+static void conn_start(void *arg)
+{
+    struct conn *c = arg;
+    struct event_base *base = io_thread_base(c->thread);
+    c->ev_read = event_new(base, c->fd, EV_READ | EV_PERSIST, on_read, c);
+    c->ev_write = event_new(base, c->fd, EV_WRITE, on_write, c);
+    c->ev_timer = evtimer_new(base, on_timer, c);
+    c->in = evbuffer_new();
+    c->out = evbuffer_new();
+    c->next = c->list->head;
+    if (c->next)
+        c->next->prev = c;
+    c->list->head = c;
+    enter(c);
+    if (c->listener->lc->tls == TLS_MODE_IMPLICIT) {
+        start_tls(c);
+    } else {
+        open_protocol(c);
+        update_read_interest(c);
+    }
+    leave(c);
+}
+
+void conn_accept(struct io_thread *t, struct conn_list *list, const struct conn_env *env,
+                 struct listener *l, struct tls_creds *creds, int fd, const struct ip_addr *peer,
+                 unsigned peer_port, uint64_t id)
+{
+    struct conn *c = xcalloc(1, sizeof(*c));
+    c->thread = t;
+    c->list = list;
+    c->env = *env;
+    c->listener = l;
+    c->creds = creds;
+    c->fd = fd;
+    c->id = id;
+    c->peer = *peer;
+    c->peer_port = peer_port;
+    addr_to_text(peer, c->peer_text, sizeof(c->peer_text));
+    c->ops = l->lc->protocol == PROTOCOL_IMAP ? &imap_protocol : &pop3_protocol;
+    io_thread_post(t, conn_start, c);
+}
+
+void conn_list_shutdown(struct conn_list *list)
+{
+    struct conn *next;
+    for (struct conn *c = list->head; c; c = next) {
+        next = c->next;
+        enter(c);
+        if (c->opened && !c->closing && c->ops->shutdown)
+            c->ops->shutdown(c->session);
+        conn_close(c, "server shutdown");
+        leave(c);
+    }
+}
+
+void conn_list_abort(struct conn_list *list)
+{
+    while (list->head)
+        destroy(list->head);
+}
+
+/* ---- the API for protocol modules ---------------------------------------------------------- */
+
+struct evbuffer *conn_input(struct conn *c)
+{
+    return c->in;
+}
+
+void conn_write(struct conn *c, const void *data, size_t len)
+{
+    if (c->dead)
+        return;
+    evbuffer_add(c->out, data, len);
+    schedule_flush(c);
+}
+
+void conn_printf(struct conn *c, const char *fmt, ...)
+{
+    if (c->dead)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    evbuffer_add_vprintf(c->out, fmt, ap);
+    va_end(ap);
+    schedule_flush(c);
+}
+
+void conn_close(struct conn *c, const char *why)
+{
+    if (c->dead || c->closing)
+        return;
+    log_debug("conn %llu from %s: closing: %s", (unsigned long long)c->id, c->peer_text, why);
+    c->closing = true;
+    evbuffer_drain(c->in, evbuffer_get_length(c->in));
+    event_del(c->ev_read);
+    arm_timer(c, CLOSE_LINGER_SECONDS);
+    schedule_flush(c);
+}
+
+bool conn_is_closing(const struct conn *c)
+{
+    return c->dead || c->closing;
+}
+
+void conn_starttls(struct conn *c)
+{
+    if (c->dead || c->tls_state != TLS_OFF || c->creds == NULL)
+        return;
+    /* RFC 3207 §4.2's lesson (CVE-2011-0411 class): nothing the client sent before the
+     * handshake may be taken as a command after it. */
+    size_t pipelined = evbuffer_get_length(c->in);
+    if (pipelined > 0) {
+        log_info("conn %llu from %s: discarded %zu bytes pipelined after STARTTLS",
+                 (unsigned long long)c->id, c->peer_text, pipelined);
+        evbuffer_drain(c->in, pipelined);
+    }
+    c->tls_state = TLS_WAIT_FLUSH;
+    event_del(c->ev_read);
+    schedule_flush(c);
+}
+
+bool conn_tls_active(const struct conn *c)
+{
+    return c->tls_state == TLS_ON;
+}
+
+void conn_pause_input(struct conn *c, bool pause)
+{
+    c->paused = pause;
+    if (!pause && !c->dead && evbuffer_get_length(c->in) > 0)
+        event_active(c->ev_read, EV_READ, 0);
+}
+
+void conn_set_timeout(struct conn *c, unsigned seconds)
+{
+    c->timeout = seconds;
+    if (c->dead || c->closing || c->tls_state == TLS_HANDSHAKE)
+        return;
+    evtimer_del(c->ev_timer);
+    if (seconds)
+        arm_timer(c, seconds);
+}
+
+const struct listener_config *conn_listener(const struct conn *c)
+{
+    return c->listener->lc;
+}
+
+const struct config *conn_config(const struct conn *c)
+{
+    return c->listener->config;
+}
+
+const struct protocol_settings *conn_protocol_settings(const struct conn *c)
+{
+    return config_protocol(c->listener->config, c->listener->lc->protocol);
+}
+
+const char *conn_peer_text(const struct conn *c)
+{
+    return c->peer_text;
+}
+
+const struct ip_addr *conn_peer(const struct conn *c)
+{
+    return &c->peer;
+}
+
+unsigned conn_peer_port(const struct conn *c)
+{
+    return c->peer_port;
+}
+
+uint64_t conn_id(const struct conn *c)
+{
+    return c->id;
+}
+
+const char *conn_tls_description(const struct conn *c, char *buf, size_t len)
+{
+    if (c->tls_state != TLS_ON) {
+        snprintf(buf, len, "no TLS");
+        return buf;
+    }
+    char *desc = gnutls_session_get_desc(c->tls);
+    snprintf(buf, len, "%s", desc ? desc : "TLS");
+    gnutls_free(desc);
+    return buf;
+}
+
+struct job {
+    struct conn *c;
+    void (*work)(void *);
+    void (*done)(void *);
+    void *arg;
+};
+
+static void job_work(void *arg)
+{
+    struct job *j = arg;
+    j->work(j->arg);
+}
+
+static void job_done(void *arg)
+{
+    struct job *j = arg;
+    struct conn *c = j->c;
+    enter(c);
+    c->jobs--;
+    j->done(j->arg);
+    if (!c->dead)
+        schedule_flush(c);
+    leave(c);
+    free(j);
+}
+
+bool conn_submit(struct conn *c, void (*work)(void *), void (*done)(void *), void *arg)
+{
+    struct job *j = xmalloc(sizeof(*j));
+    *j = (struct job){.c = c, .work = work, .done = done, .arg = arg};
+    if (!worker_submit(c->env.workers, c->thread, job_work, job_done, j)) {
+        free(j);
+        return false;
+    }
+    c->jobs++;
+    return true;
+}

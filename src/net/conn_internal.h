@@ -1,0 +1,50 @@
+/* Private to src/net: how the server hands accepted sockets to connections. */
+#ifndef POSTERN_CONN_INTERNAL_H
+#define POSTERN_CONN_INTERNAL_H
+
+#include <stdatomic.h>
+
+#include "postern/conn.h"
+
+struct evconnlistener;
+struct server;
+struct tls_creds;
+
+/* One bound socket and the configuration it was accepted under. Connections keep a reference
+ * so that a reload never changes the rules of a session already running. */
+struct listener {
+    atomic_int refs;
+    struct config *config;
+    const struct listener_config *lc;
+    int fd;
+    struct evconnlistener *evl;
+    struct server *server;
+};
+
+struct listener *listener_ref(struct listener *l);
+void listener_unref(struct listener *l);
+
+/* Per-thread list of live connections, for shutdown. */
+struct conn_list {
+    struct conn *head;
+};
+
+struct conn_env {
+    struct worker_pool *workers;
+    atomic_uint *total; /* connections alive in the whole server */
+};
+
+/* Takes ownership of fd and of the references to l and creds; runs on t from then on. */
+void conn_accept(struct io_thread *t, struct conn_list *list, const struct conn_env *env,
+                 struct listener *l, struct tls_creds *creds, int fd, const struct ip_addr *peer,
+                 unsigned peer_port, uint64_t id);
+/* On the thread owning `list`: say goodbye to every session and close it. */
+void conn_list_shutdown(struct conn_list *list);
+/* On the thread owning `list`: drop every connection now. */
+void conn_list_abort(struct conn_list *list);
+
+/* Connection caps per client address and per listener (shared by all threads). */
+bool limits_acquire(const char *scope, const struct ip_addr *a, unsigned max);
+void limits_release(const char *scope, const struct ip_addr *a);
+
+#endif

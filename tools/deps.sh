@@ -1,0 +1,45 @@
+#!/bin/sh
+# Installs every Debian package postern needs to build, lint, fuzz and test (idempotent:
+# nothing is downloaded when everything is there). Run as root, e.g. through `make deps`.
+set -eu
+
+PACKAGES="
+gcc make pkg-config
+libevent-dev libgnutls28-dev libldap-dev libkrb5-dev libgsasl-dev libcmocka-dev
+clang libclang-rt-14-dev clang-tidy clang-format cppcheck
+gnutls-bin openssl
+slapd ldap-utils krb5-kdc krb5-admin-server krb5-user
+python3 python3-pytest
+iproute2 procps
+"
+
+missing=""
+for p in $PACKAGES; do
+    status=$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null || true)
+    case "$status" in
+    *" installed") ;;
+    *) missing="$missing $p" ;;
+    esac
+done
+[ -z "$missing" ] && exit 0
+
+echo "make deps: installing:$missing"
+if [ "$(id -u)" -ne 0 ]; then
+    echo "make deps: run as root (or install the packages above yourself)" >&2
+    exit 1
+fi
+# Package scripts must not start system-wide slapd or krb5kdc: tests start their own on
+# loopback. policy-rc.d (exit 101) tells invoke-rc.d not to start services.
+guard=""
+if [ ! -e /usr/sbin/policy-rc.d ]; then
+    printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d
+    chmod 755 /usr/sbin/policy-rc.d
+    guard=1
+fi
+cleanup() { [ -n "$guard" ] && rm -f /usr/sbin/policy-rc.d; }
+trap cleanup EXIT
+export DEBIAN_FRONTEND=noninteractive
+# A fresh machine's package lists are stale: update, then install.
+apt-get update -q
+# shellcheck disable=SC2086
+apt-get install -y -q --no-install-recommends $missing
