@@ -18,6 +18,10 @@ void tls_global_deinit(void);
 struct tls_creds *tls_creds_load(const struct config *c, char *err, size_t errlen);
 struct tls_creds *tls_creds_ref(struct tls_creds *t);
 void tls_creds_unref(struct tls_creds *t);
+/* The credentials new handshakes use (implicit TLS and STARTTLS alike); a reload publishes
+ * new ones. _current() returns a reference (NULL when none are published). */
+void tls_creds_publish(struct tls_creds *t);
+struct tls_creds *tls_creds_current(void);
 /* A server session bound to fd, with ALPN restricted to the listener's protocol. */
 gnutls_session_t tls_session_new(struct tls_creds *t, int fd, enum protocol p);
 

@@ -39,7 +39,7 @@ struct conn {
     struct conn *prev, *next;
     struct conn_env env;
     struct listener *listener;
-    struct tls_creds *creds;
+    struct tls_creds *creds; /* those of the handshake, held until gnutls_deinit() */
     int fd;
     uint64_t id;
     struct ip_addr peer;
@@ -145,7 +145,9 @@ static void open_protocol(struct conn *c)
 
 static void start_tls(struct conn *c)
 {
-    c->tls = tls_session_new(c->creds, c->fd, c->listener->lc->protocol);
+    /* The newest certificate, also for a STARTTLS on a session that began before a reload. */
+    c->creds = tls_creds_current();
+    c->tls = c->creds ? tls_session_new(c->creds, c->fd, c->listener->lc->protocol) : NULL;
     if (c->tls == NULL) {
         log_error("conn %llu: cannot create a TLS session", (unsigned long long)c->id);
         destroy(c);
@@ -397,15 +399,14 @@ static void conn_start(void *arg)
 }
 
 void conn_accept(struct io_thread *t, struct conn_list *list, const struct conn_env *env,
-                 struct listener *l, struct tls_creds *creds, int fd, const struct ip_addr *peer,
-                 unsigned peer_port, uint64_t id)
+                 struct listener *l, int fd, const struct ip_addr *peer, unsigned peer_port,
+                 uint64_t id)
 {
     struct conn *c = xcalloc(1, sizeof(*c));
     c->thread = t;
     c->list = list;
     c->env = *env;
     c->listener = l;
-    c->creds = creds;
     c->fd = fd;
     c->id = id;
     c->peer = *peer;
@@ -479,7 +480,7 @@ bool conn_is_closing(const struct conn *c)
 
 void conn_starttls(struct conn *c)
 {
-    if (c->dead || c->tls_state != TLS_OFF || c->creds == NULL)
+    if (c->dead || c->tls_state != TLS_OFF)
         return;
     /* RFC 3207 §4.2's lesson (CVE-2011-0411 class): nothing the client sent before the
      * handshake may be taken as a command after it. */

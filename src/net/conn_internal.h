@@ -8,7 +8,6 @@
 
 struct evconnlistener;
 struct server;
-struct tls_creds;
 
 /* One bound socket and the configuration it was accepted under. Connections keep a reference
  * so that a reload never changes the rules of a session already running. */
@@ -34,10 +33,10 @@ struct conn_env {
     atomic_uint *total; /* connections alive in the whole server */
 };
 
-/* Takes ownership of fd and of the references to l and creds; runs on t from then on. */
+/* Takes ownership of fd and of the reference to l; runs on t from then on. */
 void conn_accept(struct io_thread *t, struct conn_list *list, const struct conn_env *env,
-                 struct listener *l, struct tls_creds *creds, int fd, const struct ip_addr *peer,
-                 unsigned peer_port, uint64_t id);
+                 struct listener *l, int fd, const struct ip_addr *peer, unsigned peer_port,
+                 uint64_t id);
 /* On the thread owning `list`: say goodbye to every session and close it. */
 void conn_list_shutdown(struct conn_list *list);
 /* On the thread owning `list`: drop every connection now. */

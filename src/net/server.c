@@ -28,7 +28,6 @@
 
 struct server {
     struct config *config;
-    struct tls_creds *creds;
     struct listener **listeners;
     size_t n_listeners;
     struct event_base *base;
@@ -166,8 +165,7 @@ static void on_accept(struct evconnlistener *evl, evutil_socket_t fd, struct soc
     log_debug("conn %llu: %s port %u on listener %s (%s, TLS %s)", (unsigned long long)id,
               addr_to_text(&peer, text, sizeof(text)), port, l->lc->name,
               protocol_name(l->lc->protocol), tls_mode_name(l->lc->tls));
-    conn_accept(s->threads[t], &s->lists[t], &env, listener_ref(l),
-                s->creds ? tls_creds_ref(s->creds) : NULL, fd, &peer, port, id);
+    conn_accept(s->threads[t], &s->lists[t], &env, listener_ref(l), fd, &peer, port, id);
 }
 
 static void resume_accepting(evutil_socket_t fd, short what, void *arg)
@@ -256,7 +254,7 @@ struct server *server_new(struct config *c, struct tls_creds *creds, char *err, 
     struct server *s = xcalloc(1, sizeof(*s));
     atomic_init(&s->total, 0);
     s->config = config_ref(c);
-    s->creds = creds ? tls_creds_ref(creds) : NULL;
+    tls_creds_publish(creds);
     s->listeners = make_listeners(s, c, NULL, 0, err, errlen);
     if (s->listeners == NULL) {
         server_free(s);
@@ -302,8 +300,8 @@ static void reload(struct server *s)
     free(s->listeners);
     s->listeners = ls;
     s->n_listeners = c->n_listeners;
-    tls_creds_unref(s->creds);
-    s->creds = creds;
+    tls_creds_publish(creds);
+    tls_creds_unref(creds);
     if (c->io_threads != s->config->io_threads || c->worker_threads != s->config->worker_threads)
         log_warning("IOThreads and WorkerThreads changes take effect at the next restart");
     config_unref(s->config);
@@ -423,7 +421,7 @@ void server_free(struct server *s)
     }
     if (s->base)
         event_base_free(s->base);
-    tls_creds_unref(s->creds);
+    tls_creds_publish(NULL);
     config_unref(s->config);
     free(s);
 }

@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -156,6 +157,26 @@ void tls_creds_unref(struct tls_creds *t)
     if (t->priority)
         gnutls_priority_deinit(t->priority);
     free(t);
+}
+
+static pthread_mutex_t current_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct tls_creds *current;
+
+void tls_creds_publish(struct tls_creds *t)
+{
+    pthread_mutex_lock(&current_lock);
+    struct tls_creds *old = current;
+    current = t ? tls_creds_ref(t) : NULL;
+    pthread_mutex_unlock(&current_lock);
+    tls_creds_unref(old);
+}
+
+struct tls_creds *tls_creds_current(void)
+{
+    pthread_mutex_lock(&current_lock);
+    struct tls_creds *t = current ? tls_creds_ref(current) : NULL;
+    pthread_mutex_unlock(&current_lock);
+    return t;
 }
 
 gnutls_session_t tls_session_new(struct tls_creds *t, int fd, enum protocol p)

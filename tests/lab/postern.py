@@ -1,0 +1,165 @@
+# Run posternd in the foreground with a generated configuration, for tests and the demo.
+"""A Posternd object writes a postern.conf into its own directory, starts the
+binary named by $POSTERND (default build/posternd) with -f, waits until every
+listener accepts, and stops it by PID.
+
+When the tests run as root, posternd must switch to an unprivileged user;
+the directory is made traversable and the key readable by that user so that
+SIGHUP reloads (which run unprivileged) can re-read them.
+"""
+import os
+import signal
+import subprocess
+import tempfile
+import time
+
+from . import daemon, ports
+
+ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+
+
+def binary():
+    return os.environ.get("POSTERND", os.path.join(ROOT, "build", "posternd"))
+
+
+def quote(value):
+    return '"%s"' % str(value).replace("\\", "\\\\").replace('"', '\\"')
+
+
+class Listener:
+    def __init__(self, name, protocol, tls, port=None, address="127.0.0.1", extra=""):
+        self.name, self.protocol, self.tls = name, protocol, tls
+        self.address = address
+        self.port = port or ports.free_port(address if address != "*" else "127.0.0.1")
+        self.extra = extra
+
+    def render(self):
+        return ("listener %s {\n    Protocol %s\n    Address %s\n    Port %d\n    TLS %s\n%s}\n"
+                % (self.name, self.protocol, self.address, self.port, self.tls, self.extra))
+
+
+def standard_listeners(extra=None):
+    """The four listeners of the demo contract, on free ports."""
+    extra = extra or {}
+    return [Listener("imap", "imap", "starttls", extra=extra.get("imap", "")),
+            Listener("imaps", "imap", "implicit", extra=extra.get("imaps", "")),
+            Listener("pop3", "pop3", "starttls", extra=extra.get("pop3", "")),
+            Listener("pop3s", "pop3", "implicit", extra=extra.get("pop3s", ""))]
+
+
+class Posternd:
+    def __init__(self, tls_files, listeners=None, directory=None, global_extra="",
+                 imap_extra="", pop3_extra="", user="nobody", log_level="debug"):
+        self.tls = tls_files
+        self.listeners = listeners if listeners is not None else standard_listeners()
+        self.dir = directory or tempfile.mkdtemp(prefix="posternd-")
+        os.chmod(self.dir, 0o755)
+        self.conf = os.path.join(self.dir, "postern.conf")
+        self.log = os.path.join(self.dir, "posternd.log")
+        self.audit = os.path.join(self.dir, "audit.log")
+        self.global_extra, self.imap_extra, self.pop3_extra = global_extra, imap_extra, pop3_extra
+        self.user = user if os.geteuid() == 0 else None
+        self.log_level = log_level
+        self.proc = None
+        self.write_config()
+
+    def __getitem__(self, name):
+        """The port of the listener called `name`."""
+        for l in self.listeners:
+            if l.name == name:
+                return l.port
+        raise KeyError(name)
+
+    def render(self):
+        head = []
+        if self.user:
+            head.append("User %s" % self.user)
+        head += ["LogLevel %s" % self.log_level,
+                 "IOThreads 2",
+                 "TLSCertificateFile %s" % quote(self.tls.cert),
+                 "TLSKeyFile %s" % quote(self.tls.key),
+                 "AuditLog %s" % quote(self.audit),
+                 self.global_extra,
+                 "imap {\n%s\n}" % self.imap_extra,
+                 "pop3 {\n%s\n}" % self.pop3_extra]
+        return "\n".join(head) + "\n" + "".join(l.render() for l in self.listeners)
+
+    def write_config(self, text=None):
+        with open(self.conf, "w") as f:
+            f.write(text if text is not None else self.render())
+        os.chmod(self.conf, 0o644)
+        # Test keys only: readable by the unprivileged user so that SIGHUP can reload them.
+        for path in (self.tls.cert, self.tls.key):
+            os.chmod(path, 0o644)
+        os.chmod(os.path.dirname(self.tls.key), 0o755)
+
+    def start(self, timeout=10.0):
+        self.proc = daemon.spawn([binary(), "-f", "-c", self.conf], self.log)
+        daemon.wait_ready(self.proc, self.all_listening, "posternd", self.log, timeout=timeout)
+        return self
+
+    def all_listening(self):
+        return all(ports.tcp_accepts(l.address if l.address != "*" else "127.0.0.1", l.port)
+                   for l in self.listeners)
+
+    def wait_no_sessions(self, timeout=5.0):
+        """Wait until every connection accepted so far (the readiness probes too) has closed,
+        judged from the debug log: caps tests must not count connections they did not open."""
+        import re
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            text = self.log_text()
+            opened = set(re.findall(r"conn (\d+): \S+ port \d+ on listener", text))
+            closed = set(re.findall(r"conn (\d+) from \S+ closed$", text, re.M))
+            # each listener was probed once by start(); its accept may not be logged yet
+            seen = len(opened) + len(re.findall(r"listener \S+: refused ", text))
+            if seen >= len(self.listeners) and opened <= closed:
+                return
+            time.sleep(0.02)
+        raise AssertionError("sessions still open: %s" % sorted(opened - closed))
+
+    @property
+    def pid(self):
+        return self.proc.pid
+
+    def reload(self, wait_for="configuration reloaded", timeout=5.0):
+        """SIGHUP, then wait until the log says the reload finished (or failed)."""
+        before = self.log_text().count(wait_for)
+        os.kill(self.proc.pid, signal.SIGHUP)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.log_text().count(wait_for) > before:
+                return
+            time.sleep(0.02)
+        raise AssertionError("no %r in the log after SIGHUP:\n%s" % (wait_for, self.log_text()[-3000:]))
+
+    def stop(self, timeout=10.0):
+        status = daemon.stop(self.proc, timeout=timeout)
+        return status
+
+    def log_text(self):
+        try:
+            with open(self.log, encoding="utf-8", errors="replace") as f:
+                return f.read()
+        except OSError:
+            return ""
+
+    def audit_events(self):
+        import json
+        try:
+            with open(self.audit, encoding="utf-8") as f:
+                return [json.loads(line) for line in f if line.strip()]
+        except FileNotFoundError:
+            return []
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.stop()
+
+
+def check_config(path):
+    """posternd -t: returns (exit status, combined output)."""
+    r = subprocess.run([binary(), "-t", "-c", path], capture_output=True, text=True, timeout=30)
+    return r.returncode, r.stdout + r.stderr
