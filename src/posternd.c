@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -58,7 +59,8 @@ static bool drop_privileges(const char *user)
         log_error("User %s is root; configure an unprivileged user", user);
         return false;
     }
-    if (setgroups(1, &pw->pw_gid) < 0 || setgid(pw->pw_gid) < 0 || setuid(pw->pw_uid) < 0) {
+    /* initgroups: supplementary groups such as ssl-cert keep key files readable on reload. */
+    if (initgroups(user, pw->pw_gid) < 0 || setgid(pw->pw_gid) < 0 || setuid(pw->pw_uid) < 0) {
         log_error("cannot switch to User %s: %s", user, strerror(errno));
         return false;
     }
@@ -70,6 +72,21 @@ static bool drop_privileges(const char *user)
     prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
     log_info("running as %s (uid %d, gid %d)", user, (int)pw->pw_uid, (int)pw->pw_gid);
     return true;
+}
+
+/* Every connection is a descriptor: make room for MaxConnections plus files and pipes. */
+static void raise_fd_limit(const struct config *c)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
+        return;
+    rlim_t want = (rlim_t)c->max_connections + 256;
+    if (rl.rlim_cur >= want)
+        return;
+    rl.rlim_cur = want < rl.rlim_max ? want : rl.rlim_max;
+    if (setrlimit(RLIMIT_NOFILE, &rl) < 0 || rl.rlim_cur < want)
+        log_warning("open file limit is %llu, below MaxConnections %u + 256",
+                    (unsigned long long)rl.rlim_cur, c->max_connections);
 }
 
 static int ready_fd = -1;
@@ -189,8 +206,11 @@ int main(int argc, char **argv)
         return 0;
     }
 
-    log_setup(c->log_target, c->log_level, "posternd");
+    /* A daemon has no stderr once it serves: its log goes to syslog instead. */
+    enum log_target target = foreground ? c->log_target : LOG_TARGET_SYSLOG;
+    log_setup(foreground ? c->log_target : LOG_TARGET_STDERR, c->log_level, "posternd");
     signal(SIGPIPE, SIG_IGN);
+    raise_fd_limit(c);
     if (evthread_use_pthreads() < 0) {
         log_error("libevent has no thread support");
         return 1;
@@ -208,6 +228,9 @@ int main(int argc, char **argv)
         log_error("cannot become a daemon: %s", strerror(errno));
         return 1;
     }
+    if (!foreground && c->log_target == LOG_TARGET_STDERR)
+        log_info("daemon mode: logging to syslog (facility mail) from now on");
+    log_setup(target, c->log_level, "posternd");
     if (c->pid_file && !write_pid_file(c->pid_file))
         return 1;
     if (geteuid() == 0 && c->user && c->audit_log) {

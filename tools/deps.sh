@@ -7,7 +7,7 @@ PACKAGES="
 gcc make pkg-config
 libevent-dev libgnutls28-dev libldap-dev libkrb5-dev libgsasl-dev libcmocka-dev
 clang libclang-rt-14-dev clang-tidy clang-format cppcheck
-gnutls-bin openssl
+gnutls-bin openssl curl
 slapd ldap-utils krb5-kdc krb5-admin-server krb5-user
 python3 python3-pytest
 iproute2 procps

@@ -49,7 +49,8 @@ struct auth_attempt {
     bool tls;
     struct ip_addr peer;
     unsigned peer_port;
-    const struct auth_mech *mech;
+    const struct auth_mech *mech; /* NULL: the client named a mechanism we do not have */
+    char *mech_name;              /* as the client named it (for the audit trail) */
     enum login_type login_type;
     /* what the client said; the secret is wiped by auth_attempt_free() */
     char *login;
@@ -62,9 +63,11 @@ struct auth_result {
     enum auth_reason reason;
 };
 
-/* A new attempt describing connection c; login and secret are copied. */
+/* A new attempt describing connection c; login and secret are copied. `mech` may be NULL for
+ * an unknown mechanism called `mech_name` (then refused as mechanism_unsupported). */
 struct auth_attempt *auth_attempt_new(struct conn *c, const struct auth_mech *mech,
-                                      const char *login, const char *secret, size_t secret_len);
+                                      const char *mech_name, const char *login, const char *secret,
+                                      size_t secret_len);
 void auth_attempt_free(struct auth_attempt *a);
 
 typedef void (*auth_done_fn)(void *session, struct auth_attempt *a, const struct auth_result *r);

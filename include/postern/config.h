@@ -23,11 +23,11 @@ enum login_type {
 struct protocol_settings {
     enum login_type login_type;
     char *banner;
-    unsigned max_command_size;      /* bytes of one command line (IMAP: without literals) */
-    unsigned max_literal_size;      /* IMAP: one literal before authentication */
-    unsigned max_bad_commands;      /* consecutive bad commands before disconnecting */
-    unsigned preauth_timeout;       /* PreAuthenticatedConnectionTimeout, seconds */
-    unsigned auth_timeout;          /* AuthenticatedConnectionTimeout, seconds */
+    unsigned max_command_size; /* bytes of one command line (IMAP: without literals) */
+    unsigned max_literal_size; /* IMAP: one literal before authentication */
+    unsigned max_bad_commands; /* consecutive bad commands before disconnecting */
+    unsigned preauth_timeout;  /* PreAuthenticatedConnectionTimeout, seconds */
+    unsigned auth_timeout;     /* AuthenticatedConnectionTimeout, seconds */
     unsigned max_connections_per_user;
 };
 

@@ -12,10 +12,10 @@ extern const struct protocol_ops imap_protocol;
 /* ---- command assembly: a command line plus its literals (RFC 3501 §4.3, RFC 7888) ---- */
 
 enum imap_read_status {
-    IMAP_READ_MORE,          /* everything consumed; need more bytes */
-    IMAP_READ_COMMAND,       /* a complete command is in the buffer */
-    IMAP_READ_CONTINUE,      /* a synchronizing literal was announced: send "+ " */
-    IMAP_READ_LINE_TOO_LONG, /* the line exceeded the limit; it was discarded to its end */
+    IMAP_READ_MORE,            /* everything consumed; need more bytes */
+    IMAP_READ_COMMAND,         /* a complete command is in the buffer */
+    IMAP_READ_CONTINUE,        /* a synchronizing literal was announced: send "+ " */
+    IMAP_READ_LINE_TOO_LONG,   /* the line exceeded the limit; it was discarded to its end */
     IMAP_READ_LITERAL_TOO_BIG, /* refused literal; `nonsync` tells whether data will follow */
 };
 
@@ -70,8 +70,7 @@ struct imap_command {
 
 /* Parses buf[0..len) (one command, ending in CRLF or LF, literals inline). Returns true on
  * success; otherwise *error says what is wrong and cmd->tag holds the tag if it was valid. */
-bool imap_parse_command(const char *buf, size_t len, struct imap_command *cmd,
-                        const char **error);
+bool imap_parse_command(const char *buf, size_t len, struct imap_command *cmd, const char **error);
 void imap_command_free(struct imap_command *cmd);
 /* An astring (atom, quoted string or literal) — what LOGIN and most commands take. */
 bool imap_arg_is_astring(const struct imap_arg *a);

@@ -40,35 +40,76 @@ void audit_close(void)
     audit_open(NULL, err, sizeof(err));
 }
 
+/* Length of the valid UTF-8 sequence at s[0..len), or 0 if it is not one (RFC 3629: no
+ * overlong forms, no surrogates, nothing above U+10FFFF). */
+static size_t utf8_sequence(const unsigned char *s, size_t len)
+{
+    size_t n;
+    unsigned min;
+    unsigned cp;
+    if (s[0] >= 0xc2 && s[0] <= 0xdf) {
+        n = 2, min = 0x80, cp = s[0] & 0x1f;
+    } else if (s[0] >= 0xe0 && s[0] <= 0xef) {
+        n = 3, min = 0x800, cp = s[0] & 0x0f;
+    } else if (s[0] >= 0xf0 && s[0] <= 0xf4) {
+        n = 4, min = 0x10000, cp = s[0] & 0x07;
+    } else {
+        return 0;
+    }
+    if (len < n)
+        return 0;
+    for (size_t i = 1; i < n; i++) {
+        if ((s[i] & 0xc0) != 0x80)
+            return 0;
+        cp = (cp << 6) | (s[i] & 0x3f);
+    }
+    if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
+        return 0;
+    return n;
+}
+
 size_t audit_json_escape(char *out, size_t outlen, const char *in, size_t inlen)
 {
     static const char hex[] = "0123456789abcdef";
     size_t o = 0;
     if (outlen == 0)
         return 0;
-    for (size_t i = 0; i < inlen; i++) {
-        unsigned char ch = (unsigned char)in[i];
-        char buf[7];
-        size_t n;
-        if (ch == '"' || ch == '\\') {
+    for (size_t i = 0; i < inlen;) {
+        const unsigned char *ch = (const unsigned char *)in + i;
+        char buf[8];
+        size_t n, used = 1;
+        if (*ch == '"' || *ch == '\\') {
             buf[0] = '\\';
-            buf[1] = (char)ch;
+            buf[1] = (char)*ch;
             n = 2;
-        } else if (ch < 0x20 || ch == 0x7f || ch >= 0x80) {
-            /* Bytes outside printable ASCII are escaped one by one: the log stays valid JSON
-             * whatever a client sends, and nothing is silently normalised. */
-            memcpy(buf, "\\u00", 4);
-            buf[4] = hex[ch >> 4];
-            buf[5] = hex[ch & 15];
+        } else if (*ch < 0x20 || *ch == 0x7f) {
+            buf[0] = '\\';
+            buf[1] = 'u';
+            buf[2] = '0';
+            buf[3] = '0';
+            buf[4] = hex[*ch >> 4];
+            buf[5] = hex[*ch & 15];
             n = 6;
-        } else {
-            buf[0] = (char)ch;
+        } else if (*ch < 0x80) {
+            buf[0] = (char)*ch;
             n = 1;
+        } else if ((used = utf8_sequence(ch, inlen - i)) > 0) {
+            /* UTF-8 names (AD allows them) stay readable; the record stays valid JSON. */
+            memcpy(buf, ch, used);
+            n = used;
+        } else {
+            /* A byte that is not UTF-8 becomes U+FFFD: the audit line must stay valid JSON,
+             * and such a login can never match a directory name anyway. */
+            static const char replacement[6] = {'\\', 'u', 'f', 'f', 'f', 'd'};
+            memcpy(buf, replacement, sizeof(replacement));
+            n = sizeof(replacement);
+            used = 1;
         }
         if (o + n >= outlen)
-            break;
+            break; /* truncation never splits an escape or a character */
         memcpy(out + o, buf, n);
         o += n;
+        i += used;
     }
     out[o] = '\0';
     return o;
@@ -99,33 +140,34 @@ void audit_connection_refused(const struct listener_config *l, const struct ip_a
     timestamp(ts, sizeof(ts));
     addr_to_text(peer, client, sizeof(client));
     audit_json_escape(name, sizeof(name), l->name, strlen(l->name));
-    int n = snprintf(line, sizeof(line),
-                     "{\"time\":\"%s\",\"event\":\"connection_refused\",\"listener\":\"%s\","
-                     "\"protocol\":\"%s\",\"client\":\"%s\",\"client_port\":%u,\"reason\":\"%s\"}\n",
-                     ts, name, protocol_name(l->protocol), client, peer_port, reason);
+    int n =
+        snprintf(line, sizeof(line),
+                 "{\"time\":\"%s\",\"event\":\"connection_refused\",\"listener\":\"%s\","
+                 "\"protocol\":\"%s\",\"client\":\"%s\",\"client_port\":%u,\"reason\":\"%s\"}\n",
+                 ts, name, protocol_name(l->protocol), client, peer_port, reason);
     if (n > 0 && (size_t)n < sizeof(line))
         emit(line, (size_t)n);
 }
 
 void audit_auth(const struct auth_attempt *a, const struct auth_result *r)
 {
-    char ts[64], client[48], name[256], login[1024], line[2048];
+    char ts[64], client[48], name[256], mech[128], login[1024], line[2048];
     timestamp(ts, sizeof(ts));
     addr_to_text(&a->peer, client, sizeof(client));
     audit_json_escape(name, sizeof(name), a->listener, strlen(a->listener));
     audit_json_escape(login, sizeof(login), a->login, strlen(a->login));
+    audit_json_escape(mech, sizeof(mech), a->mech_name, strlen(a->mech_name));
     int n = snprintf(line, sizeof(line),
                      "{\"time\":\"%s\",\"event\":\"auth\",\"conn\":%llu,\"listener\":\"%s\","
                      "\"protocol\":\"%s\",\"client\":\"%s\",\"client_port\":%u,\"tls\":%s,"
                      "\"login_type\":\"%s\",\"mechanism\":\"%s\",\"login\":\"%s\","
                      "\"result\":\"%s\",\"reason\":\"%s\"}\n",
                      ts, (unsigned long long)a->conn_id, name, protocol_name(a->protocol), client,
-                     a->peer_port, a->tls ? "true" : "false", login_type_name(a->login_type),
-                     a->mech->name, login, r->allow ? "allow" : "deny",
-                     auth_reason_code(r->reason));
+                     a->peer_port, a->tls ? "true" : "false", login_type_name(a->login_type), mech,
+                     login, r->allow ? "allow" : "deny", auth_reason_code(r->reason));
     if (n > 0 && (size_t)n < sizeof(line))
         emit(line, (size_t)n);
     log_info("auth: conn %llu %s %s mech=%s login=\"%s\" -> %s (%s)",
-             (unsigned long long)a->conn_id, protocol_name(a->protocol), client, a->mech->name,
-             login, r->allow ? "allow" : "deny", auth_reason_code(r->reason));
+             (unsigned long long)a->conn_id, protocol_name(a->protocol), client, mech, login,
+             r->allow ? "allow" : "deny", auth_reason_code(r->reason));
 }

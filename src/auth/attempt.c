@@ -45,7 +45,8 @@ const char *auth_reason_code(enum auth_reason r)
 }
 
 struct auth_attempt *auth_attempt_new(struct conn *c, const struct auth_mech *mech,
-                                      const char *login, const char *secret, size_t secret_len)
+                                      const char *mech_name, const char *login, const char *secret,
+                                      size_t secret_len)
 {
     struct auth_attempt *a = xcalloc(1, sizeof(*a));
     const struct listener_config *l = conn_listener(c);
@@ -56,6 +57,7 @@ struct auth_attempt *auth_attempt_new(struct conn *c, const struct auth_mech *me
     a->peer = *conn_peer(c);
     a->peer_port = conn_peer_port(c);
     a->mech = mech;
+    a->mech_name = xstrdup(mech ? mech->name : mech_name ? mech_name : "");
     a->login_type = conn_protocol_settings(c)->login_type;
     a->login = xstrdup(login ? login : "");
     if (secret) {
@@ -73,6 +75,7 @@ void auth_attempt_free(struct auth_attempt *a)
         wipe(a->secret, a->secret_len);
     free(a->secret);
     free(a->login);
+    free(a->mech_name);
     free(a);
 }
 
@@ -113,6 +116,11 @@ void auth_start(struct conn *c, void *session, struct auth_attempt *a, auth_done
 {
     struct pending *p = xcalloc(1, sizeof(*p));
     *p = (struct pending){.conn = c, .session = session, .attempt = a, .done = done};
+    if (a->mech == NULL) {
+        p->result.reason = AUTH_REASON_MECH_UNSUPPORTED;
+        finish(p);
+        return;
+    }
     /* The gate: credentials that LoginType forbids here are never checked (POLICY.md §2). */
     if (!policy_mech_allowed(a->login_type, a->tls, a->mech)) {
         p->result.reason = AUTH_REASON_PLAINTEXT_REQUIRES_TLS;

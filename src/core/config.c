@@ -186,8 +186,10 @@ static bool want_args(struct parser *ps, const struct statement *st, size_t n)
     return true;
 }
 
-/* Unsigned number with an optional unit: sizes take K/M/G, durations s/m/h (seconds). */
-static bool parse_number(struct parser *ps, const struct statement *st, bool duration,
+enum number_kind { COUNT, SIZE, DURATION };
+
+/* Unsigned number; sizes take K/M/G, durations s/m/h (seconds); counts take no unit. */
+static bool parse_number(struct parser *ps, const struct statement *st, enum number_kind kind,
                          unsigned long min, unsigned long max, unsigned *out)
 {
     if (!want_args(ps, st, 1))
@@ -203,15 +205,17 @@ static bool parse_number(struct parser *ps, const struct statement *st, bool dur
     unsigned long long mult = 1;
     if (*endp != '\0') {
         char u = (char)tolower((unsigned char)*endp);
-        if (endp[1] != '\0')
+        if (endp[1] != '\0' || kind == COUNT)
             u = '?';
-        if (duration)
+        if (kind == DURATION)
             mult = u == 's' ? 1 : u == 'm' ? 60 : u == 'h' ? 3600 : 0;
         else
             mult = u == 'k' ? 1024ULL : u == 'm' ? 1024ULL * 1024 : u == 'g' ? 1024ULL << 20 : 0;
         if (mult == 0) {
-            fail(ps, st->line, "%s: unknown unit in '%s' (use %s)", st->argv[0], s,
-                 duration ? "s, m or h" : "K, M or G");
+            fail(ps, st->line, "%s: unknown unit in '%s' (%s)", st->argv[0], s,
+                 kind == DURATION ? "use s, m or h"
+                 : kind == SIZE   ? "use K, M or G"
+                                  : "a plain number is expected");
             return false;
         }
     }
@@ -242,8 +246,9 @@ static bool parse_banner(struct parser *ps, const struct statement *st, char **o
     if (!parse_string(ps, st, out))
         return false;
     for (const unsigned char *c = (const unsigned char *)*out; *c; c++) {
-        if (*c < 0x20 || *c == 0x7f || *c == '[' || *c == ']') {
-            fail(ps, st->line, "Banner: control characters and brackets are not allowed");
+        if (*c < 0x20 || *c >= 0x7f || *c == '[' || *c == ']') {
+            /* RFC 3501 resp-text is 7-bit text; brackets would look like a response code. */
+            fail(ps, st->line, "Banner: only printable ASCII without brackets is allowed");
             return false;
         }
     }
@@ -296,13 +301,13 @@ static const struct keyword LOG_LEVELS[] = {{"error", LOG_LEVEL_ERROR},
                                             {"info", LOG_LEVEL_INFO},
                                             {"debug", LOG_LEVEL_DEBUG}};
 
-#define KEYWORD(ps, st, table, field)                                                          \
-    ({                                                                                         \
-        int v_;                                                                                \
-        bool ok_ = parse_keyword(ps, st, table, ARRAY_LEN(table), &v_);                        \
-        if (ok_)                                                                               \
-            (field) = v_;                                                                      \
-        ok_;                                                                                   \
+#define KEYWORD(ps, st, table, field)                                                              \
+    ({                                                                                             \
+        int v_;                                                                                    \
+        bool ok_ = parse_keyword(ps, st, table, ARRAY_LEN(table), &v_);                            \
+        if (ok_)                                                                                   \
+            (field) = v_;                                                                          \
+        ok_;                                                                                       \
     })
 
 /* ---- blocks ----------------------------------------------------------------------------- */
@@ -320,21 +325,20 @@ static void protocol_directive(struct parser *ps, const struct statement *st,
     else if (is(st, "Banner"))
         parse_banner(ps, st, &p->banner);
     else if (is(st, "MaxCommandSize"))
-        parse_number(ps, st, false, proto == PROTOCOL_POP3 ? 40 : 1024, 1024 * 1024,
+        parse_number(ps, st, SIZE, proto == PROTOCOL_POP3 ? 40 : 1024, 1024UL * 1024,
                      &p->max_command_size);
     else if (is(st, "MaxLiteralSize") && proto == PROTOCOL_IMAP)
-        parse_number(ps, st, false, 1, 64 * 1024 * 1024, &p->max_literal_size);
+        parse_number(ps, st, SIZE, 1, 64UL * 1024 * 1024, &p->max_literal_size);
     else if (is(st, "MaxBadCommands"))
-        parse_number(ps, st, false, 1, 1000, &p->max_bad_commands);
+        parse_number(ps, st, COUNT, 1, 1000, &p->max_bad_commands);
     else if (is(st, "PreAuthenticatedConnectionTimeout"))
-        parse_number(ps, st, true, 1, 3600, &p->preauth_timeout);
+        parse_number(ps, st, DURATION, 1, 3600, &p->preauth_timeout);
     else if (is(st, "AuthenticatedConnectionTimeout"))
-        parse_number(ps, st, true, 1, 86400, &p->auth_timeout);
+        parse_number(ps, st, DURATION, 1, 86400, &p->auth_timeout);
     else if (is(st, "MaxConnectionsPerUser"))
-        parse_number(ps, st, false, 1, 100000, &p->max_connections_per_user);
+        parse_number(ps, st, COUNT, 1, 100000, &p->max_connections_per_user);
     else
-        fail(ps, st->line, "unknown directive '%s' in %s block", st->argv[0],
-             protocol_name(proto));
+        fail(ps, st->line, "unknown directive '%s' in %s block", st->argv[0], protocol_name(proto));
 }
 
 static void listener_directive(struct parser *ps, const struct statement *st,
@@ -348,10 +352,9 @@ static void listener_directive(struct parser *ps, const struct statement *st,
         if (!parse_string(ps, st, &l->address))
             return;
         if (strcmp(l->address, "*") != 0 && !addr_parse(l->address, &a))
-            fail(ps, st->line, "Address: '%s' is not an IPv4 or IPv6 address (or *)",
-                 l->address);
+            fail(ps, st->line, "Address: '%s' is not an IPv4 or IPv6 address (or *)", l->address);
     } else if (is(st, "Port")) {
-        parse_number(ps, st, false, 1, 65535, &l->port);
+        parse_number(ps, st, COUNT, 1, 65535, &l->port);
     } else if (is(st, "TLS")) {
         KEYWORD(ps, st, TLS_MODES, l->tls);
     } else if (is(st, "AllowedClients")) {
@@ -360,7 +363,8 @@ static void listener_directive(struct parser *ps, const struct statement *st,
             return;
         }
         size_t n = l->allowed_clients.n;
-        l->allowed_clients.v = xrealloc(l->allowed_clients.v, (n + st->argc - 1) * sizeof(struct cidr));
+        l->allowed_clients.v =
+            xrealloc(l->allowed_clients.v, (n + st->argc - 1) * sizeof(struct cidr));
         for (size_t i = 1; i < st->argc; i++) {
             if (!cidr_parse(st->argv[i], &l->allowed_clients.v[n])) {
                 fail(ps, st->line, "AllowedClients: '%s' is not an address or network",
@@ -370,9 +374,9 @@ static void listener_directive(struct parser *ps, const struct statement *st,
             l->allowed_clients.n = ++n;
         }
     } else if (is(st, "MaxConnections")) {
-        parse_number(ps, st, false, 1, 1000000, &l->max_connections);
+        parse_number(ps, st, COUNT, 1, 1000000, &l->max_connections);
     } else if (is(st, "MaxConnectionFromSingleIP")) {
-        parse_number(ps, st, false, 1, 1000000, &l->max_connections_per_ip);
+        parse_number(ps, st, COUNT, 1, 1000000, &l->max_connections_per_ip);
     } else {
         fail(ps, st->line, "unknown directive '%s' in listener block", st->argv[0]);
     }
@@ -391,33 +395,29 @@ static void global_directive(struct parser *ps, const struct statement *st, stru
     else if (is(st, "AuditLog"))
         parse_string(ps, st, &c->audit_log);
     else if (is(st, "IOThreads"))
-        parse_number(ps, st, false, 0, 256, &c->io_threads);
+        parse_number(ps, st, COUNT, 0, 256, &c->io_threads);
     else if (is(st, "WorkerThreads"))
-        parse_number(ps, st, false, 1, 1024, &c->worker_threads);
+        parse_number(ps, st, COUNT, 1, 1024, &c->worker_threads);
     else if (is(st, "WorkerQueue"))
-        parse_number(ps, st, false, 1, 1000000, &c->worker_queue);
+        parse_number(ps, st, COUNT, 1, 1000000, &c->worker_queue);
     else if (is(st, "MaxConnections"))
-        parse_number(ps, st, false, 1, 1000000, &c->max_connections);
+        parse_number(ps, st, COUNT, 1, 1000000, &c->max_connections);
     else if (is(st, "MaxConnectionFromSingleIP"))
-        parse_number(ps, st, false, 1, 1000000, &c->max_connections_per_ip);
+        parse_number(ps, st, COUNT, 1, 1000000, &c->max_connections_per_ip);
     else if (is(st, "TLSCertificateFile")) {
         parse_string(ps, st, &c->tls_certificate);
         c->tls_certificate_line = st->line;
-    }
-    else if (is(st, "TLSKeyFile")) {
+    } else if (is(st, "TLSKeyFile")) {
         parse_string(ps, st, &c->tls_key);
         c->tls_key_line = st->line;
-    }
-    else if (is(st, "TLSChainFile")) {
+    } else if (is(st, "TLSChainFile")) {
         parse_string(ps, st, &c->tls_chain);
         c->tls_chain_line = st->line;
-    }
-    else if (is(st, "TLSPriority")) {
+    } else if (is(st, "TLSPriority")) {
         parse_string(ps, st, &c->tls_priority);
         c->tls_priority_line = st->line;
-    }
-    else if (is(st, "TLSHandshakeTimeout"))
-        parse_number(ps, st, true, 1, 600, &c->tls_handshake_timeout);
+    } else if (is(st, "TLSHandshakeTimeout"))
+        parse_number(ps, st, DURATION, 1, 600, &c->tls_handshake_timeout);
     else
         fail(ps, st->line, "unknown directive '%s'", st->argv[0]);
 }
@@ -464,14 +464,14 @@ static void validate(struct parser *ps, struct config *c, int last_line)
             fail(ps, l->line, "listener %s has no Address", l->name);
         else if (l->tls != TLS_MODE_NONE && (!c->tls_certificate || !c->tls_key))
             fail(ps, l->line,
-                 "listener %s uses TLS but TLSCertificateFile and TLSKeyFile are not set",
-                 l->name);
+                 "listener %s uses TLS but TLSCertificateFile and TLSKeyFile are not set", l->name);
         for (size_t j = 0; j < i && !ps->failed; j++) {
             struct listener_config *o = &c->listeners[j];
             if (ascii_casecmp(o->name, l->name) == 0)
                 fail(ps, l->line, "listener %s is declared twice (first at line %d)", l->name,
                      o->line);
-            else if (o->port == l->port && strcmp(o->address, l->address) == 0)
+            else if (o->port == l->port && o->address && l->address &&
+                     strcmp(o->address, l->address) == 0)
                 fail(ps, l->line, "listener %s uses %s port %u like listener %s", l->name,
                      l->address, l->port, o->name);
         }
@@ -481,8 +481,8 @@ static void validate(struct parser *ps, struct config *c, int last_line)
 struct config *config_parse(const char *path, const char *text, size_t len, char *err,
                             size_t errlen)
 {
-    struct parser ps = {.path = path, .p = text, .end = text + len, .line = 1, .err = err,
-                        .errlen = errlen};
+    struct parser ps = {
+        .path = path, .p = text, .end = text + len, .line = 1, .err = err, .errlen = errlen};
     struct config *c = xcalloc(1, sizeof(*c));
     atomic_init(&c->refs, 1);
     c->path = xstrdup(path);
@@ -557,7 +557,7 @@ struct config *config_load(const char *path, char *err, size_t errlen)
         return NULL;
     }
     struct stat sb;
-    if (fstat(fd, &sb) < 0 || !S_ISREG(sb.st_mode) || sb.st_size > 4 * 1024 * 1024) {
+    if (fstat(fd, &sb) < 0 || !S_ISREG(sb.st_mode) || sb.st_size > 4L * 1024 * 1024) {
         snprintf(err, errlen, "%s: not a regular file of at most 4 MiB", path);
         close(fd);
         return NULL;
@@ -579,6 +579,24 @@ struct config *config_load(const char *path, char *err, size_t errlen)
     close(fd);
     struct config *c = config_parse(path, text, len, err, errlen);
     free(text);
+    if (c) {
+        /* Relative file names are relative to the configuration file, so that they mean the
+         * same at start-up, after the daemon's chdir("/") and on reload. */
+        const char *slash = strrchr(path, '/');
+        size_t dirlen = slash ? (size_t)(slash - path) : 0;
+        char **files[] = {&c->tls_certificate, &c->tls_key, &c->tls_chain, &c->audit_log,
+                          &c->pid_file};
+        for (size_t i = 0; i < ARRAY_LEN(files); i++) {
+            char *f = *files[i];
+            if (f == NULL || f[0] == '/' || dirlen == 0)
+                continue;
+            size_t n = dirlen + 1 + strlen(f) + 1;
+            char *abs = xmalloc(n);
+            snprintf(abs, n, "%.*s/%s", (int)dirlen, path, f);
+            free(f);
+            *files[i] = abs;
+        }
+    }
     return c;
 }
 

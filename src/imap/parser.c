@@ -68,8 +68,8 @@ static bool parse_atom(struct cursor *cur, struct imap_arg *arg)
         return fail(cur, "Expected an atom");
     arg->len = (size_t)(cur->p - start);
     arg->str = xstrndup(start, arg->len);
-    arg->type = arg->len == 3 && ascii_ncasecmp(start, "NIL", 3) == 0 ? IMAP_ARG_NIL
-                                                                       : IMAP_ARG_ATOM;
+    arg->type =
+        arg->len == 3 && ascii_ncasecmp(start, "NIL", 3) == 0 ? IMAP_ARG_NIL : IMAP_ARG_ATOM;
     return true;
 }
 
@@ -228,8 +228,7 @@ bad:
     return false;
 }
 
-bool imap_parse_command(const char *buf, size_t len, struct imap_command *cmd,
-                        const char **error)
+bool imap_parse_command(const char *buf, size_t len, struct imap_command *cmd, const char **error)
 {
     memset(cmd, 0, sizeof(*cmd));
     struct cursor cur = {.p = buf, .end = buf + len};
@@ -247,7 +246,8 @@ bool imap_parse_command(const char *buf, size_t len, struct imap_command *cmd,
     }
     cur.p++; /* space */
     const char *name = cur.p;
-    while (cur.p < cur.end && ((*cur.p >= 'A' && *cur.p <= 'Z') || (*cur.p >= 'a' && *cur.p <= 'z')))
+    while (cur.p < cur.end &&
+           ((*cur.p >= 'A' && *cur.p <= 'Z') || (*cur.p >= 'a' && *cur.p <= 'z')))
         cur.p++;
     if (cur.p == name || cur.p >= cur.end || (*cur.p != ' ' && !at_line_end(&cur))) {
         *error = "Invalid command name";

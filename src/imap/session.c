@@ -37,7 +37,8 @@ static const struct protocol_settings *settings(const struct imap_session *s)
     return conn_protocol_settings(s->conn);
 }
 
-/* ---- capabilities: derived here and nowhere else ---------------------------------------------- */
+/* ---- capabilities: derived here and nowhere else ----------------------------------------------
+ */
 
 static void capabilities(const struct imap_session *s, char *buf, size_t len)
 {
@@ -53,7 +54,8 @@ static void capabilities(const struct imap_session *s, char *buf, size_t len)
             n += (size_t)snprintf(buf + n, len - n, " AUTH=%s", AUTH_MECHS[i].name);
 }
 
-/* ---- helpers ------------------------------------------------------------------------------------ */
+/* ---- helpers ------------------------------------------------------------------------------------
+ */
 
 static void reply(struct imap_session *s, const char *tag, const char *status, const char *text)
 {
@@ -107,6 +109,8 @@ static void auth_finished(void *session, struct auth_attempt *a, const struct au
             reply(s, tag, "NO",
                   "[UNAVAILABLE] Login is not yet available on this server (no directory "
                   "configured)");
+        } else if (r->reason == AUTH_REASON_MECH_UNSUPPORTED) {
+            reply(s, tag, "NO", "[CANNOT] Unsupported authentication mechanism");
         } else if (r->reason == AUTH_REASON_SERVER_BUSY) {
             reply(s, tag, "NO", "[UNAVAILABLE] Server busy, try again later");
         } else {
@@ -118,7 +122,8 @@ static void auth_finished(void *session, struct auth_attempt *a, const struct au
     s->waiting_tag = NULL;
 }
 
-/* ---- commands ------------------------------------------------------------------------------------ */
+/* ---- commands
+ * ------------------------------------------------------------------------------------ */
 
 static void cmd_capability(struct imap_session *s, struct imap_command *cmd)
 {
@@ -185,9 +190,9 @@ static void cmd_id(struct imap_session *s, struct imap_command *cmd)
                 return;
             }
             if (used < sizeof(seen))
-                used += (size_t)snprintf(seen + used, sizeof(seen) - used, "%s%s=%s",
-                                         used ? " " : "", f->str,
-                                         v->type == IMAP_ARG_NIL ? "NIL" : v->str);
+                used +=
+                    (size_t)snprintf(seen + used, sizeof(seen) - used, "%s%s=%s", used ? " " : "",
+                                     f->str, v->type == IMAP_ARG_NIL ? "NIL" : v->str);
         }
         log_info("conn %llu: client ID: %s", (unsigned long long)conn_id(s->conn), seen);
     }
@@ -202,9 +207,8 @@ static void cmd_login(struct imap_session *s, struct imap_command *cmd)
         bad_command(s, cmd->tag, "LOGIN takes a user name and a password");
         return;
     }
-    struct auth_attempt *a = auth_attempt_new(s->conn, &AUTH_MECH_LOGIN_COMMAND,
-                                              cmd->args[0].str, cmd->args[1].str,
-                                              cmd->args[1].len);
+    struct auth_attempt *a = auth_attempt_new(s->conn, &AUTH_MECH_LOGIN_COMMAND, NULL,
+                                              cmd->args[0].str, cmd->args[1].str, cmd->args[1].len);
     wipe(cmd->args[1].str, cmd->args[1].len);
     wait_for_auth(s, cmd->tag);
     auth_start(s->conn, s, a, auth_finished);
@@ -217,14 +221,10 @@ static void cmd_authenticate(struct imap_session *s, struct imap_command *cmd)
         bad_command(s, cmd->tag, "AUTHENTICATE takes a mechanism and an optional initial response");
         return;
     }
-    const struct auth_mech *m = auth_mech_find(cmd->args[0].str);
-    if (m == NULL) {
-        reply(s, cmd->tag, "NO", "[CANNOT] Unsupported authentication mechanism");
-        return;
-    }
     /* The SASL exchange itself comes with the directory-auth issue; the attempt goes through
-     * the pipeline now so that policy and audit already see it. */
-    struct auth_attempt *a = auth_attempt_new(s->conn, m, "", NULL, 0);
+     * the pipeline now so that policy and audit already see it (unknown mechanisms too). */
+    const struct auth_mech *m = auth_mech_find(cmd->args[0].str);
+    struct auth_attempt *a = auth_attempt_new(s->conn, m, cmd->args[0].str, "", NULL, 0);
     if (cmd->n_args == 2)
         wipe(cmd->args[1].str, cmd->args[1].len);
     wait_for_auth(s, cmd->tag);
@@ -271,7 +271,8 @@ static void reset_timer(struct imap_session *s)
                                                                  : settings(s)->auth_timeout);
 }
 
-/* ---- protocol_ops ------------------------------------------------------------------------------- */
+/* ---- protocol_ops -------------------------------------------------------------------------------
+ */
 
 static void *imap_open(struct conn *c)
 {

@@ -63,7 +63,7 @@ bool cidr_parse(const char *text, struct cidr *out)
     out->prefix = v4 ? prefix + 96 : prefix;
     /* Clear host bits so that "10.1.2.3/8" means 10.0.0.0/8. */
     for (unsigned bit = out->prefix; bit < 128; bit++)
-        out->net.b[bit / 8] &= (uint8_t)~(0x80u >> (bit % 8));
+        out->net.b[bit / 8] &= (uint8_t) ~(0x80u >> (bit % 8));
     return true;
 }
 

@@ -22,7 +22,7 @@
 /* Input beyond what one command may carry is not read until the protocol has consumed some;
  * output beyond this stops reading, so a client that never reads cannot make us buffer
  * without bound. */
-#define OUTPUT_HIGH_WATER (1024 * 1024)
+#define OUTPUT_HIGH_WATER ((size_t)1024 * 1024)
 #define READ_CHUNK 16384
 #define CLOSE_LINGER_SECONDS 10
 
@@ -74,6 +74,8 @@ static size_t input_limit(const struct conn *c)
     return (size_t)ps->max_command_size + (size_t)ps->max_literal_size + READ_CHUNK;
 }
 
+/* Every entry from the event loop (socket, timer, posted task, worker reply) runs between
+ * enter() and leave(), so that nothing below frees the connection under its caller. */
 static void enter(struct conn *c)
 {
     c->busy++;
@@ -129,18 +131,14 @@ static void deliver_input(struct conn *c)
         return;
     if (evbuffer_get_length(c->in) == 0)
         return;
-    enter(c);
     c->ops->input(c->session);
     update_read_interest(c);
-    leave(c);
 }
 
 static void open_protocol(struct conn *c)
 {
-    enter(c);
     c->session = c->ops->open(c);
     c->opened = true;
-    leave(c);
 }
 
 static void start_tls(struct conn *c)
@@ -185,17 +183,18 @@ static void handshake(struct conn *c)
     if (c->timeout)
         arm_timer(c, c->timeout);
     char desc[128];
-    log_debug("conn %llu: %s", (unsigned long long)c->id, conn_tls_description(c, desc, sizeof(desc)));
-    enter(c);
+    log_debug("conn %llu: %s", (unsigned long long)c->id,
+              conn_tls_description(c, desc, sizeof(desc)));
     if (!c->opened)
         open_protocol(c);
     else if (c->ops->tls_ready)
         c->ops->tls_ready(c->session);
+    if (c->dead)
+        return;
     update_read_interest(c);
     /* GnuTLS may already hold application data that arrived with the handshake. */
     if (gnutls_record_check_pending(c->tls) > 0)
         event_active(c->ev_read, EV_READ, 0);
-    leave(c);
 }
 
 static void flush(struct conn *c)
@@ -274,7 +273,8 @@ static void on_read(evutil_socket_t fd, short what, void *arg)
     bool eof = false;
     size_t got = 0;
     char buf[READ_CHUNK];
-    while (!c->dead && got < 4 * READ_CHUNK && evbuffer_get_length(c->in) < input_limit(c)) {
+    while (!c->dead && got < (size_t)4 * READ_CHUNK &&
+           evbuffer_get_length(c->in) < input_limit(c)) {
         ssize_t r;
         if (c->tls_state == TLS_ON) {
             r = gnutls_record_recv(c->tls, buf, sizeof(buf));
@@ -349,8 +349,8 @@ static void unlink_conn(struct conn *c)
     c->prev = c->next = NULL;
 }
 
-/* Closes the socket at once and releases the connection's slot; memory goes when the last
- * callback or job referring to it has finished. */
+/* Closes the socket at once and releases the connection's slot. It never frees: callers run
+ * between enter() and leave(), and leave() frees once no callback or job refers to it. */
 static void destroy(struct conn *c)
 {
     if (c->dead)
@@ -371,8 +371,6 @@ static void destroy(struct conn *c)
     limits_release(c->listener->lc->name, NULL);
     atomic_fetch_sub(c->env.total, 1);
     log_debug("conn %llu from %s closed", (unsigned long long)c->id, c->peer_text);
-    if (c->busy == 0 && c->jobs == 0)
-        free_conn(c);
 }
 
 static void conn_start(void *arg)
@@ -431,8 +429,13 @@ void conn_list_shutdown(struct conn_list *list)
 
 void conn_list_abort(struct conn_list *list)
 {
-    while (list->head)
-        destroy(list->head);
+    struct conn *next;
+    for (struct conn *c = list->head; c; c = next) {
+        next = c->next;
+        enter(c);
+        destroy(c);
+        leave(c);
+    }
 }
 
 /* ---- the API for protocol modules ---------------------------------------------------------- */

@@ -88,8 +88,8 @@ static int bind_socket(const struct listener_config *lc, char *err, size_t errle
     if (ss.ss_family == AF_INET6) /* "*" is dual-stack; an explicit v6 address is v6 only */
         setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, any ? &zero : &one, sizeof(one));
     if (bind(fd, (struct sockaddr *)&ss, sl) < 0 || listen(fd, 511) < 0) {
-        snprintf(err, errlen, "listener %s: cannot listen on %s port %u: %s", lc->name,
-                 lc->address, lc->port, strerror(errno));
+        snprintf(err, errlen, "listener %s: cannot listen on %s port %u: %s", lc->name, lc->address,
+                 lc->port, strerror(errno));
         close(fd);
         return -1;
     }
@@ -218,34 +218,42 @@ static void listener_disable(struct listener *l)
     l->evl = NULL;
 }
 
-/* Builds listeners for config c, reusing sockets of `old` with the same address and port so
- * that a reload needs no privileges and drops no queued connections. */
+/* Builds listeners for config c, reusing the sockets of `old` with the same address and port
+ * so that a reload needs no privileges and loses no queued connection. Two phases: first
+ * every socket that must be new is bound; only if all succeed are sockets moved from the old
+ * listeners (which stop accepting). On failure the old listeners are untouched. */
 static struct listener **make_listeners(struct server *s, struct config *c, struct listener **old,
                                         size_t n_old, char *err, size_t errlen)
 {
-    struct listener **ls = xcalloc(c->n_listeners, sizeof(*ls));
+    int *fds = xcalloc(c->n_listeners, sizeof(int));
+    struct listener **from = xcalloc(c->n_listeners, sizeof(struct listener *));
     for (size_t i = 0; i < c->n_listeners; i++) {
         const struct listener_config *lc = &c->listeners[i];
-        int fd = -1;
-        for (size_t j = 0; j < n_old; j++) {
-            if (old[j] && old[j]->fd >= 0 && old[j]->lc->port == lc->port &&
-                strcmp(old[j]->lc->address, lc->address) == 0) {
-                fd = old[j]->fd;
-                old[j]->fd = -1; /* moved */
-                listener_disable(old[j]);
-                break;
-            }
-        }
-        if (fd < 0)
-            fd = bind_socket(lc, err, errlen);
-        if (fd < 0) {
-            for (size_t j = 0; j < i; j++)
-                listener_unref(ls[j]);
-            free(ls);
+        fds[i] = -1;
+        for (size_t j = 0; j < n_old && from[i] == NULL; j++)
+            if (old[j]->fd >= 0 && old[j]->lc->port == lc->port &&
+                strcmp(old[j]->lc->address, lc->address) == 0)
+                from[i] = old[j];
+        if (from[i] == NULL && (fds[i] = bind_socket(lc, err, errlen)) < 0) {
+            for (size_t k = 0; k < i; k++)
+                if (from[k] == NULL)
+                    close(fds[k]);
+            free(fds);
+            free(from);
             return NULL;
         }
-        ls[i] = listener_new(s, c, i, fd);
     }
+    struct listener **ls = xcalloc(c->n_listeners, sizeof(struct listener *));
+    for (size_t i = 0; i < c->n_listeners; i++) {
+        if (from[i]) {
+            listener_disable(from[i]);
+            fds[i] = from[i]->fd;
+            from[i]->fd = -1; /* moved */
+        }
+        ls[i] = listener_new(s, c, i, fds[i]);
+    }
+    free(fds);
+    free(from);
     return ls;
 }
 
@@ -264,6 +272,11 @@ struct server *server_new(struct config *c, struct tls_creds *creds, char *err, 
     return s;
 }
 
+static bool same_text(const char *a, const char *b)
+{
+    return a == b || (a && b && strcmp(a, b) == 0);
+}
+
 static void reload(struct server *s)
 {
     char err[CONFIG_ERROR_MAX];
@@ -279,31 +292,36 @@ static void reload(struct server *s)
         config_unref(c);
         return;
     }
-    /* Disable the old listeners first: make_listeners moves their sockets. On failure the
-     * ones not moved are re-enabled and the running configuration stays. */
     struct listener **ls = make_listeners(s, c, s->listeners, s->n_listeners, err, sizeof(err));
     if (ls == NULL) {
         log_error("reload failed, keeping the running configuration: %s", err);
-        for (size_t j = 0; j < s->n_listeners; j++)
-            if (s->listeners[j]->fd >= 0 && s->listeners[j]->evl == NULL)
-                listener_enable(s, s->listeners[j]);
         tls_creds_unref(creds);
         config_unref(c);
         return;
     }
     for (size_t i = 0; i < c->n_listeners; i++)
-        listener_enable(s, ls[i]);
+        if (!listener_enable(s, ls[i]))
+            log_error("listener %s: cannot accept", ls[i]->lc->name);
     for (size_t j = 0; j < s->n_listeners; j++) {
-        listener_disable(s->listeners[j]);
-        listener_unref(s->listeners[j]); /* sessions keep theirs alive */
+        struct listener *old = s->listeners[j];
+        listener_disable(old);
+        if (old->fd >= 0) { /* a listener the new configuration dropped stops listening now */
+            close(old->fd);
+            old->fd = -1;
+        }
+        listener_unref(old); /* sessions keep the listener's configuration alive */
     }
     free(s->listeners);
     s->listeners = ls;
     s->n_listeners = c->n_listeners;
     tls_creds_publish(creds);
     tls_creds_unref(creds);
-    if (c->io_threads != s->config->io_threads || c->worker_threads != s->config->worker_threads)
-        log_warning("IOThreads and WorkerThreads changes take effect at the next restart");
+    const struct config *o = s->config;
+    if (c->io_threads != o->io_threads || c->worker_threads != o->worker_threads ||
+        c->worker_queue != o->worker_queue || !same_text(c->user, o->user) ||
+        !same_text(c->pid_file, o->pid_file))
+        log_warning("IOThreads, WorkerThreads, WorkerQueue, User and PidFile changes take "
+                    "effect at the next restart");
     config_unref(s->config);
     s->config = c;
     log_setup(c->log_target, c->log_level, "posternd");
@@ -344,7 +362,7 @@ int server_run(struct server *s, void (*ready)(void *), void *arg)
 {
     s->base = event_base_new();
     s->n_threads = s->config->io_threads ? s->config->io_threads : default_threads();
-    s->threads = xcalloc(s->n_threads, sizeof(*s->threads));
+    s->threads = xcalloc(s->n_threads, sizeof(struct io_thread *));
     s->lists = xcalloc(s->n_threads, sizeof(*s->lists));
     for (unsigned i = 0; i < s->n_threads; i++) {
         s->threads[i] = io_thread_new(i);

@@ -54,7 +54,7 @@ static bool read_file(const char *cfg, int line, const char *what, const char *p
 {
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     struct stat sb;
-    if (fd < 0 || fstat(fd, &sb) < 0 || !S_ISREG(sb.st_mode) || sb.st_size > 1024 * 1024) {
+    if (fd < 0 || fstat(fd, &sb) < 0 || !S_ISREG(sb.st_mode) || sb.st_size > 1024L * 1024) {
         snprintf(err, errlen, "%s:%d: %s %s: %s", cfg, line, what, path,
                  fd < 0 ? strerror(errno) : "not a regular file of at most 1 MiB");
         if (fd >= 0)

@@ -95,6 +95,8 @@ static void auth_finished(void *session, struct auth_attempt *a, const struct au
                    : "[AUTH] Plaintext authentication is not allowed on this connection");
     else if (r->reason == AUTH_REASON_NO_DIRECTORY)
         err(s, "[SYS/TEMP] Login is not yet available on this server (no directory configured)");
+    else if (r->reason == AUTH_REASON_MECH_UNSUPPORTED)
+        err(s, "Unsupported authentication mechanism");
     else if (r->reason == AUTH_REASON_SERVER_BUSY)
         err(s, "[SYS/TEMP] Server busy, try again later");
     else
@@ -118,7 +120,8 @@ static void cmd_user(struct pop3_session *s, const struct pop3_command *cmd)
     forget_user(s);
     if (!user_pass_allowed(s)) {
         /* Refuse before the password is sent; the attempt is audited with the name only. */
-        start_auth(s, auth_attempt_new(s->conn, &AUTH_MECH_LOGIN_COMMAND, cmd->args, NULL, 0));
+        start_auth(s,
+                   auth_attempt_new(s->conn, &AUTH_MECH_LOGIN_COMMAND, NULL, cmd->args, NULL, 0));
         return;
     }
     s->user = xstrndup(cmd->args, cmd->args_len);
@@ -132,7 +135,7 @@ static void cmd_pass(struct pop3_session *s, const struct pop3_command *cmd)
         return;
     }
     /* RFC 1939 §7: the whole rest of the line is the password, spaces included. */
-    struct auth_attempt *a = auth_attempt_new(s->conn, &AUTH_MECH_LOGIN_COMMAND, s->user,
+    struct auth_attempt *a = auth_attempt_new(s->conn, &AUTH_MECH_LOGIN_COMMAND, NULL, s->user,
                                               cmd->args, cmd->args_len);
     forget_user(s);
     start_auth(s, a);
@@ -155,13 +158,8 @@ static void cmd_auth(struct pop3_session *s, const struct pop3_command *cmd)
         n++;
     }
     mech[n] = '\0';
-    const struct auth_mech *m = auth_mech_find(mech);
-    if (m == NULL) {
-        err(s, "Unsupported authentication mechanism");
-        return;
-    }
     forget_user(s);
-    start_auth(s, auth_attempt_new(s->conn, m, "", NULL, 0));
+    start_auth(s, auth_attempt_new(s->conn, auth_mech_find(mech), mech, "", NULL, 0));
 }
 
 static void cmd_stls(struct pop3_session *s, const struct pop3_command *cmd)
@@ -210,7 +208,8 @@ static void run_line(struct pop3_session *s, const char *line, size_t len)
         s->bad_commands = 0;
         return;
     }
-    static const char *const TRANSACTION[] = {"STAT", "LIST", "RETR", "DELE", "RSET", "TOP", "UIDL"};
+    static const char *const TRANSACTION[] = {"STAT", "LIST", "RETR", "DELE",
+                                              "RSET", "TOP",  "UIDL"};
     for (size_t i = 0; i < ARRAY_LEN(TRANSACTION); i++)
         if (strcmp(k, TRANSACTION[i]) == 0) {
             bad_command(s, "Command not valid before login");

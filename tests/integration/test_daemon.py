@@ -178,3 +178,60 @@ def test_version_and_usage():
     assert r.returncode == 0 and r.stdout.startswith("posternd ")
     r = subprocess.run([postern.binary(), "-x"], capture_output=True, text=True)
     assert r.returncode == 2 and "usage:" in r.stderr
+
+
+def test_failed_reload_leaves_every_listener_serving(make_server):
+    import socket
+    s = make_server()
+    blocker = socket.socket()
+    blocker.bind(("127.0.0.1", 0))
+    blocker.listen(1)
+    s.listeners.append(postern.Listener("taken", "imap", "none", port=blocker.getsockname()[1]))
+    good = [l for l in s.listeners if l.name != "taken"]
+    s.write_config()
+    s.reload(wait_for="reload failed")
+    assert "cannot listen on 127.0.0.1 port %d" % blocker.getsockname()[1] in s.log_text()
+    blocker.close()
+    ctx = client_context(s.tls.ca_cert)
+    for l in good:
+        with Wire(l.port, tls_context=ctx if l.tls == "implicit" else None) as w:
+            assert w.line()[:3] in ("* O", "+OK")
+
+
+def test_reload_drops_removed_listener_at_once(make_server):
+    s = make_server()
+    held = Wire(s["pop3"])
+    held.line()
+    removed = [l for l in s.listeners if l.name == "pop3"][0]
+    s.listeners.remove(removed)
+    s.write_config()
+    s.reload()
+    assert ports.wait_closed("127.0.0.1", removed.port, timeout=2)
+    held.send("NOOP\r\n")  # its session goes on under the old rules
+    assert held.line() == "+OK"
+    held.close()
+
+
+def test_relative_paths_are_relative_to_the_configuration(tmp_path, server_tls):
+    import tempfile
+    d = tempfile.mkdtemp(prefix="postern-rel-")
+    os.chmod(d, 0o755)
+    shutil.copy(server_tls.cert, os.path.join(d, "c.pem"))
+    shutil.copy(server_tls.key, os.path.join(d, "k.pem"))
+    files = tls_lab.TlsFiles(server_tls.ca_cert, server_tls.ca_key, os.path.join(d, "c.pem"),
+                             os.path.join(d, "k.pem"))
+    s = postern.Posternd(files, directory=d)
+    s.write_config(s.render().replace(os.path.join(d, "c.pem"), "c.pem")
+                   .replace(os.path.join(d, "k.pem"), "k.pem")
+                   .replace('"%s"' % s.audit, "audit-rel.log"))
+    status, out = postern.check_config(s.conf)  # run from another directory
+    assert status == 0, out
+    s.start()
+    try:
+        with Wire(s["imap"]) as w:
+            w.line()
+            w.command("a1", "LOGIN x y")
+        s.reload()
+        assert os.path.exists(os.path.join(d, "audit-rel.log"))
+    finally:
+        s.stop()

@@ -232,3 +232,18 @@ def test_login_type_drives_capabilities(make_server, login_type, cleartext_caps)
         else:
             assert not any(c.startswith("AUTH=") for c in caps)
             assert w.command("a1", "LOGIN jdoe x")[-1].startswith("a1 NO [PRIVACYREQUIRED]")
+
+
+def test_unknown_mechanism_and_utf8_login_are_audited(server, tls_ctx):
+    with Wire(server["imaps"], tls_context=tls_ctx) as w:
+        w.line()
+        assert w.command("a1", "AUTHENTICATE X-SECRET-MECH")[-1].startswith("a1 NO [CANNOT]")
+        w.send('a2 LOGIN "j\xc3\xb6rg" "pw"\r\n'.encode("latin-1"))
+        assert w.until_tagged("a2")[-1].startswith("a2 NO [UNAVAILABLE]")
+        w.send(b'a3 LOGIN "bad\xff" "pw"\r\n')
+        assert w.until_tagged("a3")[-1].startswith("a3 NO")
+    events = [e for e in server.audit_events() if e["event"] == "auth"]
+    unknown = [e for e in events if e["mechanism"] == "X-SECRET-MECH"]
+    assert unknown and unknown[-1]["reason"] == "mechanism_unsupported"
+    assert any(e["login"] == "j\u00f6rg" for e in events)       # UTF-8 kept readable
+    assert any(e["login"] == "bad\ufffd" for e in events)       # invalid bytes marked
