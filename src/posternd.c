@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <getopt.h>
 #include <grp.h>
+#include <limits.h>
 #include <pwd.h>
 #include <signal.h>
 #include <stdio.h>
@@ -180,8 +181,8 @@ int main(int argc, char **argv)
     }
 
     /* An absolute path, so that SIGHUP still finds the file after the daemon's chdir("/"). */
-    char *abs_path = realpath(path, NULL);
-    if (abs_path)
+    char abs_path[PATH_MAX];
+    if (realpath(path, abs_path))
         path = abs_path;
     char err[CONFIG_ERROR_MAX];
     struct config *c = config_load(path, err, sizeof(err));
@@ -210,6 +211,9 @@ int main(int argc, char **argv)
     enum log_target target = foreground ? c->log_target : LOG_TARGET_SYSLOG;
     log_setup(foreground ? c->log_target : LOG_TARGET_STDERR, c->log_level, "posternd");
     signal(SIGPIPE, SIG_IGN);
+    /* Listening starts before the loop installs its SIGHUP handler: a reload asked for in
+     * between must not kill the daemon (the loop's handler replaces this). */
+    signal(SIGHUP, SIG_IGN);
     raise_fd_limit(c);
     if (evthread_use_pthreads() < 0) {
         log_error("libevent has no thread support");
@@ -249,6 +253,5 @@ int main(int argc, char **argv)
     config_unref(c);
     audit_close();
     tls_global_deinit();
-    free(abs_path);
     return rc;
 }

@@ -95,8 +95,11 @@ class Posternd:
 
     def start(self, timeout=10.0):
         self.proc = daemon.spawn([binary(), "-f", "-c", self.conf], self.log)
-        daemon.wait_ready(self.proc, self.all_listening, "posternd", self.log, timeout=timeout)
+        daemon.wait_ready(self.proc, self.ready, "posternd", self.log, timeout=timeout)
         return self
+
+    def ready(self):
+        return "info: ready:" in self.log_text() and self.all_listening()
 
     def all_listening(self):
         return all(ports.tcp_accepts(l.address if l.address != "*" else "127.0.0.1", l.port)
@@ -133,8 +136,15 @@ class Posternd:
             time.sleep(0.02)
         raise AssertionError("no %r in the log after SIGHUP:\n%s" % (wait_for, self.log_text()[-3000:]))
 
-    def stop(self, timeout=10.0):
+    def stop(self, timeout=10.0, check=True):
+        """SIGTERM and wait. With `check`, a dirty exit or a sanitizer report in the log fails
+        the test that owns this server (make check SANITIZE=1 relies on it)."""
         status = daemon.stop(self.proc, timeout=timeout)
+        if check:
+            text = self.log_text()
+            for marker in ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:"):
+                assert marker not in text, "sanitizer report in %s:\n%s" % (self.log, text[-5000:])
+            assert status == 0, "posternd exited with %s; log:\n%s" % (status, text[-3000:])
         return status
 
     def log_text(self):
