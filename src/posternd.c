@@ -234,6 +234,8 @@ int main(int argc, char **argv)
     }
     if (!foreground && c->log_target == LOG_TARGET_STDERR)
         log_info("daemon mode: logging to syslog (facility mail) from now on");
+    if (!foreground)
+        log_force_syslog(); /* also for later reloads */
     log_setup(target, c->log_level, "posternd");
     if (c->pid_file && !write_pid_file(c->pid_file))
         return 1;

@@ -22,6 +22,7 @@ enum imap_read_status {
 struct imap_reader {
     char *buf;
     size_t len, cap;
+    size_t line_start;    /* where the current line began in buf (after any literal) */
     size_t line_bytes;    /* command text (not literal data) in this command so far */
     size_t literal_bytes; /* literal data in this command so far */
     size_t literal_left;  /* bytes of literal data still to come */

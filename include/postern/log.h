@@ -8,6 +8,8 @@ enum log_level { LOG_LEVEL_ERROR, LOG_LEVEL_WARNING, LOG_LEVEL_INFO, LOG_LEVEL_D
 enum log_target { LOG_TARGET_STDERR, LOG_TARGET_SYSLOG };
 
 void log_setup(enum log_target target, enum log_level level, const char *ident);
+/* A daemon has no stderr: from now on every log_setup() means syslog. */
+void log_force_syslog(void);
 void log_msg(enum log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 #define log_error(...) log_msg(LOG_LEVEL_ERROR, __VA_ARGS__)

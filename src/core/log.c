@@ -1,6 +1,7 @@
 /* Operational log: formats one line per call and writes it with a single write(2) or syslog(3). */
 #include "postern/log.h"
 
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 #include <syslog.h>
@@ -13,8 +14,17 @@ static enum log_level log_max = LOG_LEVEL_INFO;
 static const char *const LEVEL_NAMES[] = {"error", "warning", "info", "debug"};
 static const int SYSLOG_PRIORITY[] = {LOG_ERR, LOG_WARNING, LOG_INFO, LOG_DEBUG};
 
+static bool forced_syslog;
+
+void log_force_syslog(void)
+{
+    forced_syslog = true;
+}
+
 void log_setup(enum log_target target, enum log_level level, const char *ident)
 {
+    if (forced_syslog)
+        target = LOG_TARGET_SYSLOG;
     if (target == LOG_TARGET_SYSLOG && log_to != LOG_TARGET_SYSLOG)
         openlog(ident, LOG_PID | LOG_NDELAY, LOG_MAIL);
     log_to = target;

@@ -29,6 +29,7 @@ void imap_reader_reset(struct imap_reader *r)
     if (r->buf)
         wipe(r->buf, r->len);
     r->len = 0;
+    r->line_start = 0;
     r->line_bytes = r->literal_bytes = r->literal_left = 0;
     r->discarding = r->nonsync = false;
     /* Give back memory a large command needed. */
@@ -101,6 +102,8 @@ enum imap_read_status imap_reader_feed(struct imap_reader *r, const char *data, 
             append(r, data + i, n);
             i += n;
             r->literal_left -= n;
+            if (r->literal_left == 0)
+                r->line_start = r->len; /* literal data never holds a marker */
             continue;
         }
         const char *lf = memchr(data + i, '\n', len - i);
@@ -120,7 +123,6 @@ enum imap_read_status imap_reader_feed(struct imap_reader *r, const char *data, 
             r->discarding = true;
             continue;
         }
-        size_t start = r->len;
         append(r, data + i, n);
         r->line_bytes += n;
         i += n;
@@ -128,7 +130,9 @@ enum imap_read_status imap_reader_feed(struct imap_reader *r, const char *data, 
             continue;
         size_t size;
         bool nonsync;
-        if (!literal_marker(r, start, &size, &nonsync)) {
+        /* The whole line since its start: the network may have split it anywhere, also
+         * between "{5}" and its CRLF. */
+        if (!literal_marker(r, r->line_start, &size, &nonsync)) {
             *used = i;
             return IMAP_READ_COMMAND;
         }
@@ -139,6 +143,7 @@ enum imap_read_status imap_reader_feed(struct imap_reader *r, const char *data, 
         }
         r->literal_bytes += size;
         r->literal_left = size;
+        r->line_start = r->len;
         if (!nonsync) {
             *used = i;
             return IMAP_READ_CONTINUE;

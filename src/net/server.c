@@ -314,7 +314,10 @@ static void reload(struct server *s)
     free(s->listeners);
     s->listeners = ls;
     s->n_listeners = c->n_listeners;
-    tls_creds_publish(creds);
+    /* Without TLS in the new configuration the old credentials stay published: sessions
+     * accepted on a STARTTLS listener before the reload can still upgrade. */
+    if (creds)
+        tls_creds_publish(creds);
     tls_creds_unref(creds);
     const struct config *o = s->config;
     if (c->io_threads != o->io_threads || c->worker_threads != o->worker_threads ||

@@ -247,3 +247,18 @@ def test_unknown_mechanism_and_utf8_login_are_audited(server, tls_ctx):
     assert unknown and unknown[-1]["reason"] == "mechanism_unsupported"
     assert any(e["login"] == "j\u00f6rg" for e in events)       # UTF-8 kept readable
     assert any(e["login"] == "bad\ufffd" for e in events)       # invalid bytes marked
+
+
+def test_literal_marker_split_by_the_network(server):
+    """A TCP segment boundary between "{4" and "}\\r\\n" must not lose the literal."""
+    with Wire(server["imap"]) as w:
+        w.line()
+        w.send("a1 ID ({4")
+        time.sleep(0.2)
+        w.send("}\r\n")
+        assert w.line().startswith("+ ")
+        w.send("name {6+")
+        time.sleep(0.2)
+        w.send("}\r\nNOOP\r\n)\r\n")  # literal data that looks like a command
+        assert w.until_tagged("a1") == ['* ID ("name" "postern")', "a1 OK ID completed"]
+        assert w.nothing_within(0.3)
