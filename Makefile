@@ -12,6 +12,7 @@ PREFIX     ?= /usr/local
 SBINDIR    ?= $(PREFIX)/sbin
 MANDIR     ?= $(PREFIX)/share/man
 SYSCONFDIR ?= /etc/postern
+UNITDIR    ?= $(PREFIX)/lib/systemd/system
 DESTDIR    ?=
 PYTHON     ?= /usr/bin/python3
 VERSION    := 0.1.0
@@ -122,6 +123,11 @@ install: $(BUILD)/posternd
 	install -m 755 $(BUILD)/posternd $(DESTDIR)$(SBINDIR)/posternd
 	install -m 644 docs/postern.conf.5 $(DESTDIR)$(MANDIR)/man5/postern.conf.5
 	install -m 644 docs/posternd.8 $(DESTDIR)$(MANDIR)/man8/posternd.8
+	install -d $(DESTDIR)$(UNITDIR)
+	sed -e 's|/usr/local/sbin/posternd|$(SBINDIR)/posternd|' \
+	    -e 's|/etc/postern/postern.conf|$(SYSCONFDIR)/postern.conf|' \
+	    conf/postern.service > $(DESTDIR)$(UNITDIR)/postern.service
+	chmod 644 $(DESTDIR)$(UNITDIR)/postern.service
 	@if [ ! -e $(DESTDIR)$(SYSCONFDIR)/postern.conf ]; then \
 	    install -m 640 conf/postern.conf $(DESTDIR)$(SYSCONFDIR)/postern.conf; fi
 

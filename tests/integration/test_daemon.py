@@ -235,3 +235,20 @@ def test_relative_paths_are_relative_to_the_configuration(tmp_path, server_tls):
         assert os.path.exists(os.path.join(d, "audit-rel.log"))
     finally:
         s.stop()
+
+
+def test_make_install_stages_binary_man_pages_config_and_unit(tmp_path):
+    build = os.path.dirname(postern.binary())
+    r = subprocess.run(["make", "-s", "-C", postern.ROOT, "install", "DESTDIR=%s" % tmp_path,
+                        "PREFIX=/usr", "BUILD=%s" % build], capture_output=True, text=True,
+                       timeout=300)
+    assert r.returncode == 0, r.stdout + r.stderr
+    for f in ("usr/sbin/posternd", "usr/share/man/man5/postern.conf.5",
+              "usr/share/man/man8/posternd.8", "etc/postern/postern.conf",
+              "usr/lib/systemd/system/postern.service"):
+        assert (tmp_path / f).is_file(), f
+    unit = (tmp_path / "usr/lib/systemd/system/postern.service").read_text()
+    assert "ExecStart=/usr/sbin/posternd -f -c /etc/postern/postern.conf" in unit
+    # the sample configuration parses; only its certificate is missing here
+    status, out = postern.check_config(str(tmp_path / "etc/postern/postern.conf"))
+    assert status == 1 and "TLSCertificateFile /etc/postern/tls/" in out, out
