@@ -15,7 +15,8 @@ enum imap_read_status {
     IMAP_READ_MORE,            /* everything consumed; need more bytes */
     IMAP_READ_COMMAND,         /* a complete command is in the buffer */
     IMAP_READ_CONTINUE,        /* a synchronizing literal was announced: send "+ " */
-    IMAP_READ_LINE_TOO_LONG,   /* the line exceeded the limit; it was discarded to its end */
+    IMAP_READ_LINE_TOO_LONG,   /* the line exceeded the limit and was discarded to its end;
+                                  `nonsync`: it announced a literal that follows anyway */
     IMAP_READ_LITERAL_TOO_BIG, /* refused literal; `nonsync` tells whether data will follow */
 };
 
@@ -28,7 +29,9 @@ struct imap_reader {
     size_t literal_left;  /* bytes of literal data still to come */
     size_t max_line, max_literal;
     bool discarding; /* skipping to the end of an over-long line */
-    bool nonsync;    /* the refused literal was non-synchronizing */
+    char tail[32];   /* the last bytes of the line being discarded: does it announce {n+}? */
+    size_t tail_len;
+    bool nonsync; /* the refused literal was non-synchronizing */
 };
 
 void imap_reader_init(struct imap_reader *r, size_t max_line, size_t max_literal);

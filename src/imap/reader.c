@@ -32,6 +32,7 @@ void imap_reader_reset(struct imap_reader *r)
     r->line_start = 0;
     r->line_bytes = r->literal_bytes = r->literal_left = 0;
     r->discarding = r->nonsync = false;
+    r->tail_len = 0;
     /* Give back memory a large command needed. */
     if (r->cap > 65536) {
         free(r->buf);
@@ -92,6 +93,35 @@ static bool literal_marker(const struct imap_reader *r, size_t start, size_t *si
     return true;
 }
 
+static void tail_push(struct imap_reader *r, const char *p, size_t n)
+{
+    if (n >= sizeof(r->tail)) {
+        memcpy(r->tail, p + n - sizeof(r->tail), sizeof(r->tail));
+        r->tail_len = sizeof(r->tail);
+        return;
+    }
+    size_t keep = r->tail_len + n > sizeof(r->tail) ? sizeof(r->tail) - n : r->tail_len;
+    memmove(r->tail, r->tail + r->tail_len - keep, keep);
+    memcpy(r->tail + keep, p, n);
+    r->tail_len = keep + n;
+}
+
+/* Whether the discarded line ended in "{digits+}": RFC 7888 data follows without our go. */
+static bool tail_announces_nonsync(const struct imap_reader *r)
+{
+    size_t e = r->tail_len;
+    if (e > 0 && r->tail[e - 1] == '\n')
+        e--;
+    if (e > 0 && r->tail[e - 1] == '\r')
+        e--;
+    if (e < 4 || r->tail[e - 1] != '}' || r->tail[e - 2] != '+')
+        return false;
+    size_t d = e - 2;
+    while (d > 0 && r->tail[d - 1] >= '0' && r->tail[d - 1] <= '9')
+        d--;
+    return d < e - 2 && d > 0 && r->tail[d - 1] == '{';
+}
+
 enum imap_read_status imap_reader_feed(struct imap_reader *r, const char *data, size_t len,
                                        size_t *used)
 {
@@ -109,8 +139,10 @@ enum imap_read_status imap_reader_feed(struct imap_reader *r, const char *data, 
         const char *lf = memchr(data + i, '\n', len - i);
         size_t n = lf ? (size_t)(lf - (data + i)) + 1 : len - i;
         if (r->discarding) {
+            tail_push(r, data + i, n);
             i += n;
             if (lf) {
+                r->nonsync = tail_announces_nonsync(r);
                 *used = i;
                 return IMAP_READ_LINE_TOO_LONG;
             }
@@ -118,6 +150,10 @@ enum imap_read_status imap_reader_feed(struct imap_reader *r, const char *data, 
         }
         if (r->line_bytes + n > r->max_line) {
             /* Keep the start of the line (the tag) for the error reply, drop the rest. */
+            /* The tail starts with the line so far; the discarding branch below adds this
+             * fragment (and the rest of the line) to it. */
+            r->tail_len = 0;
+            tail_push(r, r->buf + r->line_start, r->len - r->line_start);
             if (r->len < 64)
                 append(r, data + i, n < 64 - r->len ? n : 64 - r->len);
             r->discarding = true;

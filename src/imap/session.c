@@ -309,6 +309,13 @@ static void imap_input(void *session)
             break;
         case IMAP_READ_LINE_TOO_LONG:
             imap_reader_tag(&s->reader, tag, sizeof(tag));
+            if (s->reader.nonsync) {
+                /* Literal data of unknown meaning follows: end the connection (RFC 7888 §4). */
+                reply(s, tag, "BAD", "[TOOBIG] Command line too long");
+                conn_printf(s->conn, "* BYE Command line too long\r\n");
+                conn_close(s->conn, "over-long line announcing a non-synchronizing literal");
+                break;
+            }
             imap_reader_reset(&s->reader);
             bad_command(s, tag, "[TOOBIG] Command line too long");
             break;

@@ -262,3 +262,14 @@ def test_literal_marker_split_by_the_network(server):
         w.send("}\r\nNOOP\r\n)\r\n")  # literal data that looks like a command
         assert w.until_tagged("a1") == ['* ID ("name" "postern")', "a1 OK ID completed"]
         assert w.nothing_within(0.3)
+
+
+def test_oversized_line_announcing_nonsync_literal_closes(server):
+    """The literal data after an over-long "{n+}" line must never run as commands."""
+    with Wire(server["imap"]) as w:
+        w.line()
+        w.send("a1 ID (" + "x" * 5000 + " {14+}\r\nX1 LOGOUT\r\nab)\r\n")
+        assert w.line().startswith("a1 BAD [TOOBIG]")
+        assert w.line() == "* BYE Command line too long"
+        assert w.closed()
+        assert "X1 OK" not in w.buf.decode()
