@@ -95,6 +95,8 @@ static bool literal_marker(const struct imap_reader *r, size_t start, size_t *si
 
 static void tail_push(struct imap_reader *r, const char *p, size_t n)
 {
+    if (n == 0)
+        return; /* p may be NULL (nothing buffered yet) */
     if (n >= sizeof(r->tail)) {
         memcpy(r->tail, p + n - sizeof(r->tail), sizeof(r->tail));
         r->tail_len = sizeof(r->tail);
