@@ -39,7 +39,7 @@ ALL_CFLAGS = -std=gnu11 $(WARN) $(CFLAGS) $(SANFLAGS) -D_GNU_SOURCE -Iinclude \
 LIBS     = $(shell pkg-config --libs $(PKGS)) -llber -lpthread
 ALL_LDFLAGS = $(LDFLAGS) $(SANFLAGS)
 
-LIB_SRCS := $(sort $(wildcard src/core/*.c src/net/*.c src/imap/*.c src/pop3/*.c \
+LIB_SRCS := $(sort $(wildcard src/core/*.c src/net/*.c src/imap/*.c src/pop3/*.c src/directory/*.c \
                               src/auth/*.c src/policy/*.c src/audit/*.c))
 LIB_OBJS := $(LIB_SRCS:%.c=$(BUILD)/obj/%.o)
 UNIT_SRCS := $(wildcard tests/unit/test_*.c)

@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "postern/audit.h"
+#include "postern/auth.h"
 #include "postern/config.h"
 #include "postern/log.h"
 #include "postern/server.h"
@@ -200,6 +201,14 @@ int main(int argc, char **argv)
         return 1;
     }
     if (check) {
+        /* The directory client too: its password file must be readable, its URIs valid. It
+         * does not connect (a check must work while a domain controller is down). */
+        struct auth_context *auth = auth_context_new(c, err, sizeof(err));
+        if (auth == NULL && err[0]) {
+            fprintf(stderr, "posternd: %s\n", err);
+            return 1;
+        }
+        auth_context_unref(auth);
         printf("posternd: %s: configuration OK (%zu listeners)\n", path, c->n_listeners);
         tls_creds_unref(creds);
         config_unref(c);
@@ -223,6 +232,14 @@ int main(int argc, char **argv)
         log_error("AuditLog %s", err);
         return 1;
     }
+    /* The directory's service password is read here, before privileges are dropped. */
+    struct auth_context *auth = auth_context_new(c, err, sizeof(err));
+    if (auth == NULL && err[0]) {
+        log_error("%s", err);
+        return 1;
+    }
+    auth_context_publish(auth);
+    auth_context_unref(auth);
     struct server *s = server_new(c, creds, err, sizeof(err));
     if (s == NULL) {
         log_error("%s", err);
@@ -249,6 +266,7 @@ int main(int argc, char **argv)
         return 1;
     int rc = server_run(s, notify_ready, NULL);
     server_free(s);
+    auth_context_publish(NULL);
     tls_creds_unref(creds);
     if (c->pid_file)
         unlink(c->pid_file);

@@ -73,7 +73,9 @@ def main():
                      postern.Listener("pop3", "pop3", "starttls", port=MAIL_PORTS["pop3"]),
                      postern.Listener("pop3s", "pop3", "implicit", port=MAIL_PORTS["pop3s"])]
         server = postern.Posternd(tls.TlsFiles(ca_cert, ca_key, cert, key), listeners=listeners,
-                                  directory=demo, log_level="info")
+                                  directory=demo, log_level="info",
+                                  global_extra=postern.directory_block(slapd, demo,
+                                                                       logins="FailureDelay 2s"))
         server.write_config()
         os.chmod(key, 0o640)  # write_config() relaxes test keys; the demo keeps its own mode
         server.start()
@@ -93,8 +95,9 @@ Connect, for example:
   openssl s_client -quiet -CAfile {ca} -starttls imap -connect 127.0.0.1:10143
   curl -v --cacert {ca} --connect-to localhost:10995:127.0.0.1:10995 -u jdoe:{pw} pop3s://localhost:10995/
   /usr/bin/python3 -c "import imaplib,ssl; m=imaplib.IMAP4_SSL('127.0.0.1',10993,ssl_context=ssl.create_default_context(cafile='{ca}')); print(m.capabilities)"
-Logins are refused with "[UNAVAILABLE] Login is not yet available" until directory
-authentication lands; each attempt is in {audit}. Server log: {log}.
+jdoe logs in as jdoe, EXAMPLE\\jdoe or jdoe@example.test; asmith only as asmith@example.test
+(her alias anna differs from her account name); Administrator is always refused. Mailbox
+commands arrive with the store. Every attempt is in {audit}. Server log: {log}.
 Ctrl-C stops the demo.""".format(ca=rel(ca_cert), pw=PASSWORD, audit=rel(server.audit),
                                   log=rel(server.log)), flush=True)
 

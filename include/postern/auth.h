@@ -34,9 +34,38 @@ enum auth_reason {
     AUTH_REASON_NONE,
     AUTH_REASON_PLAINTEXT_REQUIRES_TLS, /* LoginType forbids it on this connection */
     AUTH_REASON_MECH_UNSUPPORTED,
+    AUTH_REASON_SASL_NOT_AVAILABLE, /* a known mechanism whose exchange is not implemented yet */
     AUTH_REASON_INVALID_INPUT,
     AUTH_REASON_NO_DIRECTORY, /* no directory is configured: nobody can be verified */
     AUTH_REASON_SERVER_BUSY,  /* the worker pool's queue is full */
+    /* login-name resolution (POLICY.md §1) */
+    AUTH_REASON_INVALID_LOGIN_NAME,
+    AUTH_REASON_FORM_REFUSED,
+    AUTH_REASON_UNKNOWN_DOMAIN,
+    AUTH_REASON_UNKNOWN_ACCOUNT,
+    AUTH_REASON_AMBIGUOUS_LOGIN,
+    AUTH_REASON_ALIAS_NOT_ACCOUNT_NAME,
+    AUTH_REASON_UNKNOWN_MAILBOX,
+    /* accounts that never get a session (POLICY.md §3, §4) */
+    AUTH_REASON_EMPTY_PASSWORD,
+    AUTH_REASON_BUILTIN_ADMINISTRATOR,
+    AUTH_REASON_GUEST_ACCOUNT,
+    AUTH_REASON_KRBTGT_ACCOUNT,
+    AUTH_REASON_DEFAULT_ACCOUNT,
+    AUTH_REASON_COMPUTER_ACCOUNT,
+    AUTH_REASON_ACCOUNT_DISABLED,
+    AUTH_REASON_ACCOUNT_LOCKED,
+    AUTH_REASON_ACCOUNT_EXPIRED,
+    AUTH_REASON_PASSWORD_MUST_CHANGE,
+    AUTH_REASON_PASSWORD_EXPIRED,
+    AUTH_REASON_PRIVILEGED_ACCOUNT,
+    AUTH_REASON_PROTOCOL_DISABLED,
+    /* the directory's verdict on the password (AD sub-codes where it gives one) */
+    AUTH_REASON_INVALID_CREDENTIALS,
+    AUTH_REASON_LOGON_HOURS,
+    AUTH_REASON_WORKSTATION_RESTRICTION,
+    AUTH_REASON_DIRECTORY_UNAVAILABLE,
+    AUTH_REASON_DIRECTORY_ERROR,
 };
 
 const char *auth_reason_code(enum auth_reason r);
@@ -49,6 +78,7 @@ struct auth_attempt {
     bool tls;
     struct ip_addr peer;
     unsigned peer_port;
+    char *tls_desc;               /* TLS version and cipher, or NULL */
     const struct auth_mech *mech; /* NULL: the client named a mechanism we do not have */
     char *mech_name;              /* as the client named it (for the audit trail) */
     enum login_type login_type;
@@ -61,7 +91,27 @@ struct auth_attempt {
 struct auth_result {
     bool allow;
     enum auth_reason reason;
+    /* what the directory steps found out, for the audit trail (NULL/0 when not reached) */
+    const char *form; /* login form detected */
+    char *account_dn;
+    char *account_name; /* sAMAccountName */
+    char *account_upn;
+    char *mailbox;       /* the alias whose mailbox the session opens */
+    char *mailbox_key;   /* rename-proof id: objectGUID / entryUUID of the mailbox owner */
+    const char *server;  /* directory URI that answered */
+    unsigned ad_subcode; /* AD's bind diagnostic (0x52e, 0x533, ...) */
+    uint64_t latency_ms;
 };
+
+/* The directory and rules the pipeline uses; built from the configuration at start-up and on
+ * reload, then published for new attempts (reference counted, like TLS credentials). */
+struct auth_context;
+struct auth_context *auth_context_new(const struct config *c, char *err, size_t errlen);
+void auth_context_publish(struct auth_context *ctx);
+void auth_context_unref(struct auth_context *ctx);
+/* Whether the configuration would build the same context (then a reload keeps it). */
+bool auth_context_matches(const struct auth_context *ctx, const struct config *c);
+struct auth_context *auth_context_current(void);
 
 /* A new attempt describing connection c; login and secret are copied. `mech` may be NULL for
  * an unknown mechanism called `mech_name` (then refused as mechanism_unsupported). */

@@ -7,7 +7,9 @@
 #include <stddef.h>
 
 #include "postern/addr.h"
+#include "postern/directory.h"
 #include "postern/log.h"
+#include "postern/login.h"
 
 enum protocol { PROTOCOL_IMAP, PROTOCOL_POP3 };
 enum tls_mode { TLS_MODE_NONE, TLS_MODE_STARTTLS, TLS_MODE_IMPLICIT };
@@ -43,6 +45,24 @@ struct listener_config {
     unsigned max_connections_per_ip;  /* 0: only the global limit */
 };
 
+/* The "directory { }" block: where accounts live (docs/postern.conf.5). */
+struct directory_settings {
+    bool configured;
+    int line;
+    struct directory_config client;
+    char *domain;  /* DNS domain name; NULL: as the directory says */
+    char *netbios; /* NetBIOS domain name; NULL: as the directory says */
+    char **upn_suffixes;
+    size_t n_upn_suffixes;
+};
+
+/* The "logins { }" block: which login names work and how refusals behave (POLICY.md). */
+struct login_settings {
+    struct login_rules rules;
+    bool block_privileged;     /* adminCount=1 and Domain/Enterprise/Schema Admins */
+    unsigned failure_delay_ms; /* every refusal waits this long before it is answered */
+};
+
 struct config {
     atomic_int refs;
     char *path;
@@ -65,6 +85,8 @@ struct config {
     int tls_certificate_line, tls_key_line, tls_chain_line, tls_priority_line;
     struct protocol_settings imap;
     struct protocol_settings pop3;
+    struct directory_settings directory;
+    struct login_settings logins;
     struct listener_config *listeners;
     size_t n_listeners;
 };

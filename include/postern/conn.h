@@ -59,5 +59,8 @@ const char *conn_tls_description(const struct conn *c, char *buf, size_t len);
  * and its session stay allocated until `done` has run, even if the client goes away meanwhile
  * (check conn_is_closing there). False when the pool's queue is full. */
 bool conn_submit(struct conn *c, void (*work)(void *), void (*done)(void *), void *arg);
+/* Run fn(arg) on this connection's thread after `ms` milliseconds; the connection and its
+ * session stay allocated until then (check conn_is_closing in fn). */
+void conn_defer(struct conn *c, unsigned ms, void (*fn)(void *), void *arg);
 
 #endif

@@ -149,9 +149,20 @@ void audit_connection_refused(const struct listener_config *l, const struct ip_a
         emit(line, (size_t)n);
 }
 
+/* Appends ,"key":"escaped value" when the value exists. */
+static size_t field(char *line, size_t o, size_t cap, const char *key, const char *value)
+{
+    if (value == NULL || o >= cap)
+        return o;
+    char esc[1100];
+    audit_json_escape(esc, sizeof(esc), value, strlen(value));
+    int n = snprintf(line + o, cap - o, ",\"%s\":\"%s\"", key, esc);
+    return n > 0 ? o + (size_t)n : o;
+}
+
 void audit_auth(const struct auth_attempt *a, const struct auth_result *r)
 {
-    char ts[64], client[48], name[256], mech[128], login[1024], line[2048];
+    char ts[64], client[48], name[256], mech[128], login[1024], line[8192];
     timestamp(ts, sizeof(ts));
     addr_to_text(&a->peer, client, sizeof(client));
     audit_json_escape(name, sizeof(name), a->listener, strlen(a->listener));
@@ -161,12 +172,28 @@ void audit_auth(const struct auth_attempt *a, const struct auth_result *r)
                      "{\"time\":\"%s\",\"event\":\"auth\",\"conn\":%llu,\"listener\":\"%s\","
                      "\"protocol\":\"%s\",\"client\":\"%s\",\"client_port\":%u,\"tls\":%s,"
                      "\"login_type\":\"%s\",\"mechanism\":\"%s\",\"login\":\"%s\","
-                     "\"result\":\"%s\",\"reason\":\"%s\"}\n",
+                     "\"result\":\"%s\",\"reason\":\"%s\",\"latency_ms\":%llu",
                      ts, (unsigned long long)a->conn_id, name, protocol_name(a->protocol), client,
                      a->peer_port, a->tls ? "true" : "false", login_type_name(a->login_type), mech,
-                     login, r->allow ? "allow" : "deny", auth_reason_code(r->reason));
-    if (n > 0 && (size_t)n < sizeof(line))
-        emit(line, (size_t)n);
+                     login, r->allow ? "allow" : "deny", auth_reason_code(r->reason),
+                     (unsigned long long)r->latency_ms);
+    if (n <= 0 || (size_t)n >= sizeof(line))
+        return;
+    size_t o = (size_t)n;
+    o = field(line, o, sizeof(line), "tls_session", a->tls_desc);
+    o = field(line, o, sizeof(line), "form", r->form);
+    o = field(line, o, sizeof(line), "account_dn", r->account_dn);
+    o = field(line, o, sizeof(line), "account", r->account_name);
+    o = field(line, o, sizeof(line), "upn", r->account_upn);
+    o = field(line, o, sizeof(line), "mailbox", r->mailbox);
+    o = field(line, o, sizeof(line), "directory_server", r->server);
+    if (r->ad_subcode && o < sizeof(line))
+        o += (size_t)snprintf(line + o, sizeof(line) - o, ",\"ad_subcode\":\"%x\"", r->ad_subcode);
+    if (o + 3 > sizeof(line))
+        return;
+    line[o++] = '}';
+    line[o++] = '\n';
+    emit(line, o);
     log_info("auth: conn %llu %s %s mech=%s login=\"%s\" -> %s (%s)",
              (unsigned long long)a->conn_id, protocol_name(a->protocol), client, mech, login,
              r->allow ? "allow" : "deny", auth_reason_code(r->reason));

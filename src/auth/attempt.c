@@ -1,13 +1,22 @@
-/* The auth pipeline: gate (transport policy), then the directory steps on the worker pool,
- * then exactly one audit event and the result back to the protocol. */
+/* The auth pipeline: gate (transport policy), then on the worker pool the directory steps
+ * (resolve the login, account policy, password bind), then exactly one audit event and the
+ * result back to the protocol, refusals after the same fixed delay whatever the reason. */
 #include "postern/auth.h"
 
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
+#include "postern/account_policy.h"
 #include "postern/audit.h"
 #include "postern/conn.h"
+#include "postern/directory.h"
+#include "postern/log.h"
 #include "postern/policy.h"
+#include "postern/resolve.h"
 #include "postern/util.h"
 
 const struct auth_mech AUTH_MECHS[] = {
@@ -25,24 +34,212 @@ const struct auth_mech *auth_mech_find(const char *name)
     return NULL;
 }
 
+/* Stable codes: security teams filter on them (docs/postern.conf.5 lists them). */
+static const char *const REASON_CODES[] = {
+    [AUTH_REASON_NONE] = "ok",
+    [AUTH_REASON_PLAINTEXT_REQUIRES_TLS] = "plaintext_requires_tls",
+    [AUTH_REASON_MECH_UNSUPPORTED] = "mechanism_unsupported",
+    [AUTH_REASON_SASL_NOT_AVAILABLE] = "sasl_not_available",
+    [AUTH_REASON_INVALID_INPUT] = "invalid_input",
+    [AUTH_REASON_NO_DIRECTORY] = "directory_not_configured",
+    [AUTH_REASON_SERVER_BUSY] = "server_busy",
+    [AUTH_REASON_INVALID_LOGIN_NAME] = "invalid_login_name",
+    [AUTH_REASON_FORM_REFUSED] = "login_form_refused",
+    [AUTH_REASON_UNKNOWN_DOMAIN] = "unknown_domain",
+    [AUTH_REASON_UNKNOWN_ACCOUNT] = "unknown_account",
+    [AUTH_REASON_AMBIGUOUS_LOGIN] = "ambiguous_login",
+    [AUTH_REASON_ALIAS_NOT_ACCOUNT_NAME] = "alias_not_account_name",
+    [AUTH_REASON_UNKNOWN_MAILBOX] = "unknown_mailbox",
+    [AUTH_REASON_EMPTY_PASSWORD] = "empty_password",
+    [AUTH_REASON_BUILTIN_ADMINISTRATOR] = "builtin_administrator",
+    [AUTH_REASON_GUEST_ACCOUNT] = "guest_account",
+    [AUTH_REASON_KRBTGT_ACCOUNT] = "krbtgt_account",
+    [AUTH_REASON_DEFAULT_ACCOUNT] = "default_account",
+    [AUTH_REASON_COMPUTER_ACCOUNT] = "computer_account",
+    [AUTH_REASON_ACCOUNT_DISABLED] = "account_disabled",
+    [AUTH_REASON_ACCOUNT_LOCKED] = "account_locked",
+    [AUTH_REASON_ACCOUNT_EXPIRED] = "account_expired",
+    [AUTH_REASON_PASSWORD_MUST_CHANGE] = "password_must_change",
+    [AUTH_REASON_PASSWORD_EXPIRED] = "password_expired",
+    [AUTH_REASON_PRIVILEGED_ACCOUNT] = "privileged_account",
+    [AUTH_REASON_PROTOCOL_DISABLED] = "protocol_disabled",
+    [AUTH_REASON_INVALID_CREDENTIALS] = "invalid_credentials",
+    [AUTH_REASON_LOGON_HOURS] = "logon_hours",
+    [AUTH_REASON_WORKSTATION_RESTRICTION] = "workstation_restriction",
+    [AUTH_REASON_DIRECTORY_UNAVAILABLE] = "directory_unavailable",
+    [AUTH_REASON_DIRECTORY_ERROR] = "directory_error",
+};
+
 const char *auth_reason_code(enum auth_reason r)
 {
-    switch (r) {
-    case AUTH_REASON_NONE:
-        return "ok";
-    case AUTH_REASON_PLAINTEXT_REQUIRES_TLS:
-        return "plaintext_requires_tls";
-    case AUTH_REASON_MECH_UNSUPPORTED:
-        return "mechanism_unsupported";
-    case AUTH_REASON_INVALID_INPUT:
-        return "invalid_input";
-    case AUTH_REASON_NO_DIRECTORY:
-        return "directory_not_configured";
-    case AUTH_REASON_SERVER_BUSY:
-        return "server_busy";
-    }
-    return "unknown";
+    return (size_t)r < ARRAY_LEN(REASON_CODES) && REASON_CODES[r] ? REASON_CODES[r] : "unknown";
 }
+
+/* ---- context: directory + rules, published like TLS credentials ---------------------------- */
+
+struct auth_context {
+    atomic_int refs;
+    struct directory *dir;
+    struct config *config; /* the configuration its directory was built from */
+    pthread_mutex_t lock;  /* guards the lazily read naming below */
+    bool naming_read;
+    struct directory_naming naming;
+    char **privileged_groups;
+    size_t n_privileged_groups;
+};
+
+static pthread_mutex_t current_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct auth_context *current;
+
+struct auth_context *auth_context_new(const struct config *c, char *err, size_t errlen)
+{
+    err[0] = '\0';
+    if (!c->directory.configured)
+        return NULL;
+    struct auth_context *ctx = xcalloc(1, sizeof(*ctx));
+    atomic_init(&ctx->refs, 1);
+    pthread_mutex_init(&ctx->lock, NULL);
+    ctx->config = config_ref((struct config *)c);
+    char derr[256] = "";
+    ctx->dir = directory_new(&c->directory.client, derr, sizeof(derr));
+    if (ctx->dir == NULL) {
+        snprintf(err, errlen, "%s:%d: directory: %s", c->path, c->directory.line, derr);
+        auth_context_unref(ctx);
+        return NULL;
+    }
+    return ctx;
+}
+
+void auth_context_unref(struct auth_context *ctx)
+{
+    if (ctx == NULL || atomic_fetch_sub(&ctx->refs, 1) != 1)
+        return;
+    if (ctx->dir)
+        directory_free(ctx->dir);
+    if (ctx->naming_read)
+        directory_naming_free(&ctx->naming);
+    for (size_t i = 0; i < ctx->n_privileged_groups; i++)
+        free(ctx->privileged_groups[i]);
+    free(ctx->privileged_groups);
+    config_unref(ctx->config);
+    pthread_mutex_destroy(&ctx->lock);
+    free(ctx);
+}
+
+void auth_context_publish(struct auth_context *ctx)
+{
+    if (ctx)
+        atomic_fetch_add(&ctx->refs, 1);
+    pthread_mutex_lock(&current_lock);
+    struct auth_context *old = current;
+    current = ctx;
+    pthread_mutex_unlock(&current_lock);
+    auth_context_unref(old);
+}
+
+struct auth_context *auth_context_current(void)
+{
+    pthread_mutex_lock(&current_lock);
+    struct auth_context *ctx = current;
+    if (ctx)
+        atomic_fetch_add(&ctx->refs, 1);
+    pthread_mutex_unlock(&current_lock);
+    return ctx;
+}
+
+static bool same_text(const char *a, const char *b)
+{
+    return a == b || (a && b && strcmp(a, b) == 0);
+}
+
+bool auth_context_matches(const struct auth_context *ctx, const struct config *c)
+{
+    if (ctx == NULL || !c->directory.configured)
+        return ctx == NULL && !c->directory.configured;
+    const struct directory_config *a = &ctx->config->directory.client, *b = &c->directory.client;
+    if (a->n_uris != b->n_uris)
+        return false;
+    for (size_t i = 0; i < a->n_uris; i++)
+        if (strcmp(a->uris[i], b->uris[i]) != 0)
+            return false;
+    return same_text(a->base_dn, b->base_dn) && same_text(a->bind_dn, b->bind_dn) &&
+           same_text(a->bind_password_file, b->bind_password_file) && a->tls == b->tls &&
+           same_text(a->ca_file, b->ca_file) && a->verify_certificate == b->verify_certificate &&
+           a->network_timeout == b->network_timeout &&
+           a->operation_timeout == b->operation_timeout && a->pool_size == b->pool_size;
+}
+
+/* Encodes "S-1-5-21-a-b-c" plus a RID as an escaped binary filter value (\01\05...). */
+static bool sid_filter_value(const char *domain_sid, uint32_t rid, char *out, size_t outlen)
+{
+    unsigned long sub[16];
+    int n = 0;
+    if (strncmp(domain_sid, "S-1-", 4) != 0)
+        return false;
+    char *p;
+    unsigned long long authority = strtoull(domain_sid + 4, &p, 10);
+    while (*p == '-' && n < 14) {
+        char *end;
+        sub[n++] = strtoul(p + 1, &end, 10);
+        p = end;
+    }
+    if (*p != '\0')
+        return false;
+    sub[n++] = rid;
+    unsigned char b[8 + 4 * 16];
+    b[0] = 1;
+    b[1] = (unsigned char)n;
+    for (int i = 0; i < 6; i++)
+        b[2 + i] = (unsigned char)(authority >> (8 * (5 - i)));
+    for (int i = 0; i < n; i++)
+        for (int k = 0; k < 4; k++)
+            b[8 + 4 * i + k] = (unsigned char)(sub[i] >> (8 * k));
+    size_t len = 8 + 4 * (size_t)n, o = 0;
+    for (size_t i = 0; i < len && o + 4 < outlen; i++)
+        o += (size_t)snprintf(out + o, outlen - o, "\\%02x", b[i]);
+    return o < outlen;
+}
+
+/* Domain names and privileged groups, read once per context from the directory. */
+static bool ensure_naming(struct auth_context *ctx)
+{
+    pthread_mutex_lock(&ctx->lock);
+    bool ok = ctx->naming_read;
+    if (!ok && directory_read_naming(ctx->dir, &ctx->naming) == DIRECTORY_OK) {
+        ctx->naming_read = ok = true;
+        /* Domain Admins (512), Schema Admins (518), Enterprise Admins (519) by SID, so that
+         * renamed groups are still found. */
+        struct account **dom = NULL;
+        size_t n = 0, matched = 0;
+        const char *server;
+        if (directory_find_accounts(ctx->dir, "(&(objectClass=domainDNS)(objectSid=*))", &dom, &n,
+                                    1, &matched, &server) == DIRECTORY_OK &&
+            n == 1 && dom[0]->sid) {
+            char v[3][300], filter[1024];
+            if (sid_filter_value(dom[0]->sid, 512, v[0], sizeof(v[0])) &&
+                sid_filter_value(dom[0]->sid, 518, v[1], sizeof(v[1])) &&
+                sid_filter_value(dom[0]->sid, 519, v[2], sizeof(v[2]))) {
+                snprintf(filter, sizeof(filter),
+                         "(&(objectClass=group)(|(objectSid=%s)(objectSid=%s)(objectSid=%s)))",
+                         v[0], v[1], v[2]);
+                struct account **groups = NULL;
+                size_t ng = 0;
+                if (directory_find_accounts(ctx->dir, filter, &groups, &ng, 3, &matched, &server) ==
+                    DIRECTORY_OK) {
+                    ctx->privileged_groups = xcalloc(ng, sizeof(char *));
+                    for (size_t i = 0; i < ng; i++)
+                        ctx->privileged_groups[ctx->n_privileged_groups++] = xstrdup(groups[i]->dn);
+                }
+                directory_free_accounts(groups, ng);
+            }
+        }
+        directory_free_accounts(dom, n);
+    }
+    pthread_mutex_unlock(&ctx->lock);
+    return ok;
+}
+
+/* ---- attempts ----------------------------------------------------------------------------- */
 
 struct auth_attempt *auth_attempt_new(struct conn *c, const struct auth_mech *mech,
                                       const char *mech_name, const char *login, const char *secret,
@@ -54,6 +251,10 @@ struct auth_attempt *auth_attempt_new(struct conn *c, const struct auth_mech *me
     a->protocol = l->protocol;
     a->listener = l->name;
     a->tls = conn_tls_active(c);
+    if (a->tls) {
+        char desc[160];
+        a->tls_desc = xstrdup(conn_tls_description(c, desc, sizeof(desc)));
+    }
     a->peer = *conn_peer(c);
     a->peer_port = conn_peer_port(c);
     a->mech = mech;
@@ -76,35 +277,170 @@ void auth_attempt_free(struct auth_attempt *a)
     free(a->secret);
     free(a->login);
     free(a->mech_name);
+    free(a->tls_desc);
     free(a);
 }
 
 struct pending {
     struct conn *conn;
+    const struct config *config; /* the session's (its listener keeps it alive) */
     void *session;
     struct auth_attempt *attempt;
     struct auth_result result;
     auth_done_fn done;
+    uint64_t started_ms;
+    unsigned delay_ms;
 };
 
-/* The directory part of the pipeline. The directory client arrives with the directory-auth
- * issue; until then no account can be resolved, so every attempt that passes the gate ends as
- * "directory_not_configured" — never as a success. */
+static enum auth_reason reason_from_ad_subcode(unsigned code)
+{
+    /* AD's bind diagnostics (TECHNOTES §5). 52e also comes for unknown users and 775 with a
+     * wrong password: both are reported as what they say, never to the client. */
+    switch (code) {
+    case 0x530:
+        return AUTH_REASON_LOGON_HOURS;
+    case 0x531:
+        return AUTH_REASON_WORKSTATION_RESTRICTION;
+    case 0x532:
+        return AUTH_REASON_PASSWORD_EXPIRED;
+    case 0x533:
+        return AUTH_REASON_ACCOUNT_DISABLED;
+    case 0x701:
+        return AUTH_REASON_ACCOUNT_EXPIRED;
+    case 0x773:
+        return AUTH_REASON_PASSWORD_MUST_CHANGE;
+    case 0x775:
+        return AUTH_REASON_ACCOUNT_LOCKED;
+    case 0x525:
+        return AUTH_REASON_UNKNOWN_ACCOUNT;
+    default:
+        return AUTH_REASON_INVALID_CREDENTIALS;
+    }
+}
+
+static void keep_account(struct auth_result *r, const struct account *a, const struct account *box)
+{
+    r->account_dn = xstrdup(a->dn);
+    r->account_name = a->sam_account_name ? xstrdup(a->sam_account_name) : NULL;
+    r->account_upn = a->upn ? xstrdup(a->upn) : NULL;
+    const struct account *owner = box ? box : a;
+    r->mailbox = owner->alias ? xstrdup(owner->alias) : NULL;
+    r->mailbox_key = owner->guid ? xstrdup(owner->guid) : NULL;
+}
+
+/* The directory part of the pipeline, on a worker thread. */
 static void run_directory_steps(void *arg)
 {
     struct pending *p = arg;
-    p->result.allow = false;
-    p->result.reason = AUTH_REASON_NO_DIRECTORY;
+    struct auth_attempt *a = p->attempt;
+    struct auth_result *r = &p->result;
+    struct auth_context *ctx = auth_context_current();
+    if (ctx == NULL) {
+        r->reason = AUTH_REASON_NO_DIRECTORY;
+        return;
+    }
+    const struct config *c = p->config; /* the rules the session started under */
+    p->delay_ms = c->logins.failure_delay_ms;
+    if (a->secret == NULL) {
+        r->reason = AUTH_REASON_SASL_NOT_AVAILABLE;
+        p->delay_ms = 0;
+        auth_context_unref(ctx);
+        return;
+    }
+    if (a->secret_len == 0) {
+        /* An empty simple bind is an anonymous bind (RFC 4513 §5.1.2): never ask. */
+        r->reason = AUTH_REASON_EMPTY_PASSWORD;
+        auth_context_unref(ctx);
+        return;
+    }
+    if (!ensure_naming(ctx)) {
+        r->reason = AUTH_REASON_DIRECTORY_UNAVAILABLE;
+        auth_context_unref(ctx);
+        return;
+    }
+    struct domain_names names = {
+        .netbios = c->directory.netbios ? c->directory.netbios : ctx->naming.netbios,
+        .dns_domain = c->directory.domain ? c->directory.domain : ctx->naming.dns_domain,
+        .upn_suffixes = c->directory.n_upn_suffixes ? (const char *const *)c->directory.upn_suffixes
+                                                    : (const char *const *)ctx->naming.upn_suffixes,
+        .n_upn_suffixes =
+            c->directory.n_upn_suffixes ? c->directory.n_upn_suffixes : ctx->naming.n_upn_suffixes,
+    };
+    struct resolution res;
+    resolve_login(ctx->dir, &names, &c->logins.rules, a->login, &res);
+    r->form = res.form_known ? login_form_name(res.form) : NULL;
+    r->server = res.server;
+    r->reason = res.reason;
+    if (res.account)
+        keep_account(r, res.account, res.mailbox_owner);
+    if (r->reason == AUTH_REASON_NONE && res.account == NULL)
+        r->reason = AUTH_REASON_DIRECTORY_ERROR; /* cannot happen; never allow without one */
+    if (r->reason == AUTH_REASON_NONE) {
+        /* Blocked kinds are refused before their password reaches the directory: no password
+         * oracle for them, no lockout through us (POLICY.md §3). */
+        struct timespec now;
+        clock_gettime(CLOCK_REALTIME, &now);
+        r->reason = account_blocked(res.account, a->protocol, c->logins.block_privileged,
+                                    (const char *const *)ctx->privileged_groups,
+                                    ctx->n_privileged_groups, filetime_from_unix(now.tv_sec));
+    }
+    if (r->reason == AUTH_REASON_NONE && res.alias_mismatch)
+        r->reason = AUTH_REASON_ALIAS_NOT_ACCOUNT_NAME;
+    if (r->reason == AUTH_REASON_NONE && res.mailbox_owner)
+        r->reason = account_blocked(res.mailbox_owner, a->protocol, c->logins.block_privileged,
+                                    (const char *const *)ctx->privileged_groups,
+                                    ctx->n_privileged_groups, 0) == AUTH_REASON_NONE
+                        ? AUTH_REASON_NONE
+                        : AUTH_REASON_UNKNOWN_MAILBOX;
+    if (r->reason == AUTH_REASON_NONE) {
+        unsigned sub = 0;
+        enum directory_status st = directory_verify_password(ctx->dir, res.account->dn, a->secret,
+                                                             a->secret_len, &sub, &r->server);
+        r->ad_subcode = sub;
+        if (st == DIRECTORY_OK)
+            r->allow = true;
+        else if (st == DIRECTORY_INVALID_CREDENTIALS)
+            r->reason = reason_from_ad_subcode(sub);
+        else if (st == DIRECTORY_UNAVAILABLE)
+            r->reason = AUTH_REASON_DIRECTORY_UNAVAILABLE;
+        else
+            r->reason = AUTH_REASON_DIRECTORY_ERROR;
+    }
+    resolution_free(&res);
+    auth_context_unref(ctx);
+}
+
+static void result_free(struct auth_result *r)
+{
+    free(r->account_dn);
+    free(r->account_name);
+    free(r->account_upn);
+    free(r->mailbox);
+    free(r->mailbox_key);
+}
+
+static void answer(void *arg)
+{
+    struct pending *p = arg;
+    p->done(p->session, p->attempt, &p->result);
+    result_free(&p->result);
+    auth_attempt_free(p->attempt);
+    free(p);
 }
 
 static void finish(struct pending *p)
 {
     if (p->attempt->secret)
         wipe(p->attempt->secret, p->attempt->secret_len);
+    p->result.latency_ms = now_ms() - p->started_ms;
     audit_auth(p->attempt, &p->result);
-    p->done(p->session, p->attempt, &p->result);
-    auth_attempt_free(p->attempt);
-    free(p);
+    /* Every refusal after the gate waits the same FailureDelay before it is answered, so that
+     * neither timing nor text tells an unknown user from a wrong password (OpenSMTPD's
+     * smtp_auth_failure_pause). The wait is a timer, not a sleeping worker. */
+    if (!p->result.allow && p->delay_ms > 0 && !conn_is_closing(p->conn))
+        conn_defer(p->conn, p->delay_ms, answer, p);
+    else
+        answer(p);
 }
 
 static void directory_steps_done(void *arg)
@@ -115,7 +451,12 @@ static void directory_steps_done(void *arg)
 void auth_start(struct conn *c, void *session, struct auth_attempt *a, auth_done_fn done)
 {
     struct pending *p = xcalloc(1, sizeof(*p));
-    *p = (struct pending){.conn = c, .session = session, .attempt = a, .done = done};
+    *p = (struct pending){.conn = c,
+                          .config = conn_config(c),
+                          .session = session,
+                          .attempt = a,
+                          .done = done,
+                          .started_ms = now_ms()};
     if (a->mech == NULL) {
         p->result.reason = AUTH_REASON_MECH_UNSUPPORTED;
         finish(p);

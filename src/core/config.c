@@ -422,12 +422,138 @@ static void global_directive(struct parser *ps, const struct statement *st, stru
         fail(ps, st->line, "unknown directive '%s'", st->argv[0]);
 }
 
-/* Parse the lines of a block until its closing brace. */
-enum block_kind { BLOCK_PROTOCOL, BLOCK_LISTENER };
+static bool parse_bool(struct parser *ps, const struct statement *st, bool *out)
+{
+    static const struct keyword BOOLS[] = {{"yes", 1},   {"no", 0}, {"true", 1},
+                                           {"false", 0}, {"on", 1}, {"off", 0}};
+    int v;
+    if (!parse_keyword(ps, st, BOOLS, ARRAY_LEN(BOOLS), &v))
+        return false;
+    *out = v != 0;
+    return true;
+}
 
-static void parse_block(struct parser *ps, struct statement *st, struct config *c,
-                        enum block_kind kind, void *target, enum protocol proto,
-                        bool *have_protocol, int open_line)
+/* Appends every value of the statement to a string list. */
+static void parse_list(struct parser *ps, const struct statement *st, char ***list, size_t *n)
+{
+    if (st->argc < 2) {
+        fail(ps, st->line, "%s takes one or more values", st->argv[0]);
+        return;
+    }
+    *list = xrealloc(*list, (*n + st->argc - 1) * sizeof(char *));
+    for (size_t i = 1; i < st->argc; i++)
+        (*list)[(*n)++] = xstrdup(st->argv[i]);
+}
+
+static const struct keyword DIRECTORY_TLS[] = {{"starttls", DIRECTORY_TLS_STARTTLS},
+                                               {"none", DIRECTORY_TLS_NONE}};
+
+static void directory_directive(struct parser *ps, const struct statement *st, void *target)
+{
+    struct directory_settings *d = target;
+    struct directory_config *dc = &d->client;
+    if (is(st, "URI")) {
+        parse_list(ps, st, &dc->uris, &dc->n_uris);
+        for (size_t i = 0; i < dc->n_uris && !ps->failed; i++)
+            if (strncmp(dc->uris[i], "ldap://", 7) != 0 && strncmp(dc->uris[i], "ldaps://", 8) != 0)
+                fail(ps, st->line, "URI: '%s' is not an ldap:// or ldaps:// URI", dc->uris[i]);
+    } else if (is(st, "BaseDN")) {
+        parse_string(ps, st, &dc->base_dn);
+    } else if (is(st, "BindDN")) {
+        parse_string(ps, st, &dc->bind_dn);
+    } else if (is(st, "BindPasswordFile")) {
+        parse_string(ps, st, &dc->bind_password_file);
+    } else if (is(st, "TLS")) {
+        KEYWORD(ps, st, DIRECTORY_TLS, dc->tls);
+    } else if (is(st, "CAFile")) {
+        parse_string(ps, st, &dc->ca_file);
+    } else if (is(st, "VerifyCertificate")) {
+        parse_bool(ps, st, &dc->verify_certificate);
+    } else if (is(st, "NetworkTimeout")) {
+        parse_number(ps, st, DURATION, 1, 300, &dc->network_timeout);
+    } else if (is(st, "OperationTimeout")) {
+        parse_number(ps, st, DURATION, 1, 300, &dc->operation_timeout);
+    } else if (is(st, "PoolSize")) {
+        parse_number(ps, st, COUNT, 1, 256, &dc->pool_size);
+    } else if (is(st, "Domain")) {
+        parse_string(ps, st, &d->domain);
+    } else if (is(st, "NetBIOSDomain")) {
+        parse_string(ps, st, &d->netbios);
+    } else if (is(st, "UPNSuffix")) {
+        parse_list(ps, st, &d->upn_suffixes, &d->n_upn_suffixes);
+    } else {
+        fail(ps, st->line, "unknown directive '%s' in directory block", st->argv[0]);
+    }
+}
+
+static const struct keyword FORM_RULES[] = {
+    {"refuse", FORM_REFUSED}, {"allow", FORM_ALLOWED}, {"if-alias-is-name", FORM_IF_ALIAS_IS_NAME}};
+
+static void logins_directive(struct parser *ps, const struct statement *st, void *target)
+{
+    struct login_settings *l = target;
+    if (is(st, "Profile")) {
+        if (want_args(ps, st, 1) && !login_profile_from_name(st->argv[1], &l->rules.profile))
+            fail(ps, st->line,
+                 "Profile: unknown profile '%s' (exchange2003, exchange2007 or "
+                 "exchange2013)",
+                 st->argv[1]);
+    } else if (is(st, "Form")) {
+        /* Form FORM RULE: one cell of the profile's table, switched on or off. */
+        enum login_form f;
+        if (st->argc != 3) {
+            fail(ps, st->line,
+                 "Form takes a login form and a rule (allow, refuse, "
+                 "if-alias-is-name)");
+        } else if (!login_form_from_name(st->argv[1], &f)) {
+            fail(ps, st->line,
+                 "Form: unknown login form '%s' (name, domain-name, "
+                 "domain-name-alias, upn, primary-smtp, proxy-address)",
+                 st->argv[1]);
+        } else {
+            struct statement rule = {
+                .line = st->line, .argc = 2, .argv = {st->argv[0], st->argv[2]}};
+            int v;
+            if (parse_keyword(ps, &rule, FORM_RULES, ARRAY_LEN(FORM_RULES), &v))
+                l->rules.override[f] = v;
+        }
+    } else if (is(st, "BlockPrivilegedAccounts")) {
+        parse_bool(ps, st, &l->block_privileged);
+    } else if (is(st, "FailureDelay")) {
+        unsigned seconds;
+        if (parse_number(ps, st, DURATION, 0, 30, &seconds))
+            l->failure_delay_ms = seconds * 1000u;
+    } else {
+        fail(ps, st->line, "unknown directive '%s' in logins block", st->argv[0]);
+    }
+}
+
+struct protocol_target {
+    struct protocol_settings *settings;
+    enum protocol proto;
+};
+
+static void protocol_block_directive(struct parser *ps, const struct statement *st, void *target)
+{
+    struct protocol_target *t = target;
+    protocol_directive(ps, st, t->settings, t->proto);
+}
+
+struct listener_target {
+    struct listener_config *l;
+    bool have_protocol;
+};
+
+static void listener_block_directive(struct parser *ps, const struct statement *st, void *target)
+{
+    struct listener_target *t = target;
+    listener_directive(ps, st, t->l, &t->have_protocol);
+}
+
+/* Parse the lines of a block until its closing brace, each with `directive`. */
+static void parse_block(struct parser *ps, struct statement *st,
+                        void (*directive)(struct parser *, const struct statement *, void *),
+                        void *target, int open_line)
 {
     for (;;) {
         if (!next_statement(ps, st)) {
@@ -440,18 +566,23 @@ static void parse_block(struct parser *ps, struct statement *st, struct config *
             fail(ps, st->line, "blocks cannot be nested");
             return;
         }
-        if (kind == BLOCK_PROTOCOL)
-            protocol_directive(ps, st, target, proto);
-        else
-            listener_directive(ps, st, target, have_protocol);
+        directive(ps, st, target);
         if (ps->failed)
             return;
     }
-    (void)c;
 }
 
 static void validate(struct parser *ps, struct config *c, int last_line)
 {
+    const struct directory_settings *d = &c->directory;
+    if (d->configured && d->client.n_uris == 0)
+        fail(ps, d->line, "the directory block needs at least one URI");
+    else if (d->configured && d->client.base_dn == NULL)
+        fail(ps, d->line, "the directory block needs a BaseDN");
+    else if (d->configured && (d->client.bind_dn == NULL) != (d->client.bind_password_file == NULL))
+        fail(ps, d->line, "BindDN and BindPasswordFile go together");
+    if (ps->failed)
+        return;
     if (c->n_listeners == 0) {
         fail(ps, last_line, "no listener is configured");
         return;
@@ -496,6 +627,15 @@ struct config *config_parse(const char *path, const char *text, size_t len, char
     c->tls_handshake_timeout = 10;
     protocol_defaults(&c->imap, PROTOCOL_IMAP);
     protocol_defaults(&c->pop3, PROTOCOL_POP3);
+    c->directory.client.tls = DIRECTORY_TLS_STARTTLS;
+    c->directory.client.verify_certificate = true;
+    c->directory.client.network_timeout = 5;
+    c->directory.client.operation_timeout = 10;
+    c->directory.client.pool_size = 4;
+    c->logins.rules.profile = PROFILE_EXCHANGE2013;
+    for (int f = 0; f < LOGIN_FORM_COUNT; f++)
+        c->logins.rules.override[f] = -1;
+    c->logins.failure_delay_ms = 2000;
     if (err && errlen)
         err[0] = '\0';
 
@@ -513,9 +653,25 @@ struct config *config_parse(const char *path, const char *text, size_t len, char
                 break;
             }
             enum protocol proto = is(&st, "imap") ? PROTOCOL_IMAP : PROTOCOL_POP3;
-            int open_line = st.line;
-            parse_block(&ps, &st, c, BLOCK_PROTOCOL, proto == PROTOCOL_IMAP ? &c->imap : &c->pop3,
-                        proto, NULL, open_line);
+            struct protocol_target t = {proto == PROTOCOL_IMAP ? &c->imap : &c->pop3, proto};
+            parse_block(&ps, &st, protocol_block_directive, &t, st.line);
+        } else if (is(&st, "directory") || is(&st, "logins")) {
+            if (st.argc != 1) {
+                fail(&ps, st.line, "the %s block takes no name", st.argv[0]);
+                break;
+            }
+            if (is(&st, "directory")) {
+                if (c->directory.configured) {
+                    fail(&ps, st.line, "the directory block is declared twice (first at line %d)",
+                         c->directory.line);
+                    break;
+                }
+                c->directory.configured = true;
+                c->directory.line = st.line;
+                parse_block(&ps, &st, directory_directive, &c->directory, st.line);
+            } else {
+                parse_block(&ps, &st, logins_directive, &c->logins, st.line);
+            }
         } else if (is(&st, "listener")) {
             if (st.argc != 2) {
                 fail(&ps, st.line, "a listener block needs one name: listener NAME {");
@@ -527,12 +683,13 @@ struct config *config_parse(const char *path, const char *text, size_t len, char
             l->name = xstrdup(st.argv[1]);
             l->line = st.line;
             l->tls = TLS_MODE_NONE;
-            bool have_protocol = false;
-            parse_block(&ps, &st, c, BLOCK_LISTENER, l, 0, &have_protocol, l->line);
-            if (!ps.failed && !have_protocol)
+            struct listener_target t = {l, false};
+            parse_block(&ps, &st, listener_block_directive, &t, l->line);
+            if (!ps.failed && !t.have_protocol)
                 fail(&ps, l->line, "listener %s has no Protocol (imap or pop3)", l->name);
         } else {
-            fail(&ps, st.line, "unknown block '%s' (imap, pop3 or listener)", st.argv[0]);
+            fail(&ps, st.line, "unknown block '%s' (imap, pop3, directory, logins or listener)",
+                 st.argv[0]);
         }
         if (ps.failed)
             break;
@@ -584,8 +741,13 @@ struct config *config_load(const char *path, char *err, size_t errlen)
          * same at start-up, after the daemon's chdir("/") and on reload. */
         const char *slash = strrchr(path, '/');
         size_t dirlen = slash ? (size_t)(slash - path) : 0;
-        char **files[] = {&c->tls_certificate, &c->tls_key, &c->tls_chain, &c->audit_log,
-                          &c->pid_file};
+        char **files[] = {&c->tls_certificate,
+                          &c->tls_key,
+                          &c->tls_chain,
+                          &c->audit_log,
+                          &c->pid_file,
+                          &c->directory.client.bind_password_file,
+                          &c->directory.client.ca_file};
         for (size_t i = 0; i < ARRAY_LEN(files); i++) {
             char *f = *files[i];
             if (f == NULL || f[0] == '/' || dirlen == 0)
@@ -611,6 +773,25 @@ static void protocol_free(struct protocol_settings *p)
     free(p->banner);
 }
 
+static void free_list(char **v, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        free(v[i]);
+    free(v);
+}
+
+static void directory_settings_free(struct directory_settings *d)
+{
+    free_list(d->client.uris, d->client.n_uris);
+    free(d->client.base_dn);
+    free(d->client.bind_dn);
+    free(d->client.bind_password_file);
+    free(d->client.ca_file);
+    free(d->domain);
+    free(d->netbios);
+    free_list(d->upn_suffixes, d->n_upn_suffixes);
+}
+
 void config_unref(struct config *c)
 {
     if (c == NULL || atomic_fetch_sub(&c->refs, 1) != 1)
@@ -623,6 +804,7 @@ void config_unref(struct config *c)
     free(c->listeners);
     protocol_free(&c->imap);
     protocol_free(&c->pop3);
+    directory_settings_free(&c->directory);
     free(c->path);
     free(c->user);
     free(c->pid_file);

@@ -45,6 +45,8 @@ static void capabilities(const struct imap_session *s, char *buf, size_t len)
     bool tls = conn_tls_active(s->conn);
     enum login_type lt = settings(s)->login_type;
     size_t n = (size_t)snprintf(buf, len, "IMAP4rev1 SASL-IR LITERAL+ ID");
+    if (s->state != IMAP_NOT_AUTHENTICATED)
+        return; /* nothing about logging in is offered after login (RFC 3501 §6.2) */
     if (policy_starttls_offered(conn_listener(s->conn), tls))
         n += (size_t)snprintf(buf + n, len - n, " STARTTLS");
     if (!policy_mech_allowed(lt, tls, &AUTH_MECH_LOGIN_COMMAND))
@@ -96,8 +98,14 @@ static void auth_finished(void *session, struct auth_attempt *a, const struct au
     const char *tag = s->waiting_tag ? s->waiting_tag : "*";
     if (!conn_is_closing(s->conn)) {
         if (r->allow) {
-            /* Sessions after login arrive with the store issue; nothing can be allowed yet. */
-            reply(s, tag, "NO", "[UNAVAILABLE] Login is not yet available on this server");
+            s->state = IMAP_AUTHENTICATED;
+            if (!conn_tls_active(s->conn)) /* POLICY.md §2: say it when it is so */
+                conn_printf(s->conn, "* OK [ALERT] This session is not encrypted: your mail "
+                                     "crosses the network in clear text\r\n");
+            char caps[512];
+            capabilities(s, caps, sizeof(caps));
+            conn_printf(s->conn, "%s OK [CAPABILITY %s] Logged in\r\n", tag, caps);
+            conn_set_timeout(s->conn, settings(s)->auth_timeout);
         } else if (r->reason == AUTH_REASON_PLAINTEXT_REQUIRES_TLS) {
             reply(s, tag, "NO",
                   policy_starttls_offered(conn_listener(s->conn), conn_tls_active(s->conn))
@@ -111,8 +119,14 @@ static void auth_finished(void *session, struct auth_attempt *a, const struct au
                   "configured)");
         } else if (r->reason == AUTH_REASON_MECH_UNSUPPORTED) {
             reply(s, tag, "NO", "[CANNOT] Unsupported authentication mechanism");
-        } else if (r->reason == AUTH_REASON_SERVER_BUSY) {
-            reply(s, tag, "NO", "[UNAVAILABLE] Server busy, try again later");
+        } else if (r->reason == AUTH_REASON_SASL_NOT_AVAILABLE) {
+            reply(s, tag, "NO",
+                  "[UNAVAILABLE] AUTHENTICATE is not yet available on this server; use LOGIN");
+        } else if (r->reason == AUTH_REASON_SERVER_BUSY ||
+                   r->reason == AUTH_REASON_DIRECTORY_UNAVAILABLE ||
+                   r->reason == AUTH_REASON_DIRECTORY_ERROR) {
+            reply(s, tag, "NO",
+                  "[UNAVAILABLE] Authentication service unavailable, try again later");
         } else {
             reply(s, tag, "NO", "[AUTHENTICATIONFAILED] Authentication failed");
         }

@@ -604,3 +604,36 @@ bool conn_submit(struct conn *c, void (*work)(void *), void (*done)(void *), voi
     c->jobs++;
     return true;
 }
+
+struct deferred {
+    struct conn *c;
+    struct event *timer;
+    void (*fn)(void *);
+    void *arg;
+};
+
+static void deferred_fire(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct deferred *d = arg;
+    struct conn *c = d->c;
+    enter(c);
+    c->jobs--;
+    d->fn(d->arg);
+    if (!c->dead)
+        schedule_flush(c);
+    leave(c);
+    event_free(d->timer);
+    free(d);
+}
+
+void conn_defer(struct conn *c, unsigned ms, void (*fn)(void *), void *arg)
+{
+    struct deferred *d = xmalloc(sizeof(*d));
+    *d = (struct deferred){.c = c, .fn = fn, .arg = arg};
+    d->timer = evtimer_new(io_thread_base(c->thread), deferred_fire, d);
+    struct timeval tv = {.tv_sec = ms / 1000, .tv_usec = (long)(ms % 1000) * 1000};
+    c->jobs++;
+    evtimer_add(d->timer, &tv);
+}

@@ -19,6 +19,7 @@
 
 #include "conn_internal.h"
 #include "postern/audit.h"
+#include "postern/auth.h"
 #include "postern/log.h"
 #include "postern/loop.h"
 #include "postern/tls.h"
@@ -292,8 +293,24 @@ static void reload(struct server *s)
         config_unref(c);
         return;
     }
+    /* A new directory client only when its settings changed; the service password file must
+     * then be readable by User. */
+    struct auth_context *running = auth_context_current();
+    bool new_directory = !auth_context_matches(running, c);
+    auth_context_unref(running);
+    struct auth_context *auth = NULL;
+    if (new_directory) {
+        auth = auth_context_new(c, err, sizeof(err));
+        if (auth == NULL && err[0]) {
+            log_error("reload failed, keeping the running configuration: %s", err);
+            tls_creds_unref(creds);
+            config_unref(c);
+            return;
+        }
+    }
     struct listener **ls = make_listeners(s, c, s->listeners, s->n_listeners, err, sizeof(err));
     if (ls == NULL) {
+        auth_context_unref(auth);
         log_error("reload failed, keeping the running configuration: %s", err);
         tls_creds_unref(creds);
         config_unref(c);
@@ -319,6 +336,10 @@ static void reload(struct server *s)
     if (creds)
         tls_creds_publish(creds);
     tls_creds_unref(creds);
+    if (new_directory) {
+        auth_context_publish(auth);
+        auth_context_unref(auth);
+    }
     const struct config *o = s->config;
     if (c->io_threads != o->io_threads || c->worker_threads != o->worker_threads ||
         c->worker_queue != o->worker_queue || !same_text(c->user, o->user) ||

@@ -44,6 +44,10 @@ static void capa(struct pop3_session *s)
 {
     conn_printf(s->conn, "+OK Capability list follows\r\n");
     conn_printf(s->conn, "RESP-CODES\r\nAUTH-RESP-CODE\r\nPIPELINING\r\n");
+    if (s->state == POP3_TRANSACTION) { /* RFC 2449 §5: nothing about logging in after it */
+        conn_printf(s->conn, "IMPLEMENTATION postern\r\n.\r\n");
+        return;
+    }
     if (policy_starttls_offered(conn_listener(s->conn), tls(s)))
         conn_printf(s->conn, "STLS\r\n");
     if (user_pass_allowed(s))
@@ -87,9 +91,12 @@ static void auth_finished(void *session, struct auth_attempt *a, const struct au
     s->waiting = false;
     if (conn_is_closing(s->conn))
         return;
-    if (r->allow)
-        err(s, "[SYS/PERM] Login is not yet available on this server");
-    else if (r->reason == AUTH_REASON_PLAINTEXT_REQUIRES_TLS)
+    if (r->allow) {
+        s->state = POP3_TRANSACTION;
+        conn_printf(s->conn, "+OK Logged in%s\r\n",
+                    tls(s) ? "" : " (this session is not encrypted)");
+        conn_set_timeout(s->conn, settings(s)->auth_timeout);
+    } else if (r->reason == AUTH_REASON_PLAINTEXT_REQUIRES_TLS)
         err(s, policy_starttls_offered(conn_listener(s->conn), tls(s))
                    ? "[AUTH] Plaintext authentication is not allowed without TLS; use STLS first"
                    : "[AUTH] Plaintext authentication is not allowed on this connection");
@@ -97,8 +104,12 @@ static void auth_finished(void *session, struct auth_attempt *a, const struct au
         err(s, "[SYS/TEMP] Login is not yet available on this server (no directory configured)");
     else if (r->reason == AUTH_REASON_MECH_UNSUPPORTED)
         err(s, "Unsupported authentication mechanism");
-    else if (r->reason == AUTH_REASON_SERVER_BUSY)
-        err(s, "[SYS/TEMP] Server busy, try again later");
+    else if (r->reason == AUTH_REASON_SASL_NOT_AVAILABLE)
+        err(s, "[SYS/TEMP] AUTH is not yet available on this server; use USER and PASS");
+    else if (r->reason == AUTH_REASON_SERVER_BUSY ||
+             r->reason == AUTH_REASON_DIRECTORY_UNAVAILABLE ||
+             r->reason == AUTH_REASON_DIRECTORY_ERROR)
+        err(s, "[SYS/TEMP] Authentication service unavailable, try again later");
     else
         err(s, "[AUTH] Authentication failed");
     conn_pause_input(s->conn, false);
@@ -184,6 +195,29 @@ static void run_line(struct pop3_session *s, const char *line, size_t len)
         return;
     }
     const char *k = cmd.keyword;
+    static const char *const TRANSACTION[] = {"STAT", "LIST", "RETR", "DELE",
+                                              "RSET", "TOP",  "UIDL"};
+    bool transaction_command = false;
+    for (size_t i = 0; i < ARRAY_LEN(TRANSACTION); i++)
+        transaction_command |= strcmp(k, TRANSACTION[i]) == 0;
+    if (s->state == POP3_TRANSACTION) {
+        if (strcmp(k, "QUIT") == 0) {
+            conn_printf(s->conn, "+OK postern signing off\r\n");
+            conn_close(s->conn, "QUIT");
+        } else if (strcmp(k, "NOOP") == 0) {
+            conn_printf(s->conn, "+OK\r\n");
+        } else if (strcmp(k, "CAPA") == 0) {
+            capa(s);
+        } else if (transaction_command) {
+            /* The maildrop arrives with the store issue (docs/postern.conf.5). */
+            err(s, "[SYS/PERM] Mailbox access is not yet available on this server");
+        } else {
+            bad_command(s, "Command not valid in this state");
+            return;
+        }
+        s->bad_commands = 0;
+        return;
+    }
     bool known = true;
     if (strcmp(k, "CAPA") == 0)
         capa(s);
@@ -208,14 +242,7 @@ static void run_line(struct pop3_session *s, const char *line, size_t len)
         s->bad_commands = 0;
         return;
     }
-    static const char *const TRANSACTION[] = {"STAT", "LIST", "RETR", "DELE",
-                                              "RSET", "TOP",  "UIDL"};
-    for (size_t i = 0; i < ARRAY_LEN(TRANSACTION); i++)
-        if (strcmp(k, TRANSACTION[i]) == 0) {
-            bad_command(s, "Command not valid before login");
-            return;
-        }
-    bad_command(s, "Unknown command");
+    bad_command(s, transaction_command ? "Command not valid before login" : "Unknown command");
 }
 
 static void reset_timer(struct pop3_session *s)

@@ -16,7 +16,11 @@ DEMO_PORTS = (10143, 10993, 10110, 10995, 10389)
 def test_demo_serves_all_four_listeners_and_stops_cleanly(tmp_path):
     if any(ports.port_in_use("127.0.0.1", p) for p in DEMO_PORTS):
         pytest.skip("a demo is already running on this machine")
-    demo_dir = tmp_path / "demo"
+    import pathlib
+    import tempfile
+    base = tempfile.mkdtemp(prefix="postern-demo-")  # posternd (as nobody) reads files here
+    os.chmod(base, 0o755)
+    demo_dir = pathlib.Path(base) / "demo"
     proc = subprocess.Popen([sys.executable if sys.executable.startswith("/usr/bin") else
                              "/usr/bin/python3", os.path.join(postern.ROOT, "tools", "demo.py"),
                              "--posternd", postern.binary(), "--dir", str(demo_dir)],
@@ -33,7 +37,16 @@ def test_demo_serves_all_four_listeners_and_stops_cleanly(tmp_path):
         with Wire(10993, tls_context=ctx) as w:
             assert w.line().startswith("* OK [CAPABILITY IMAP4rev1")
             reply = w.command("a1", "LOGIN jdoe Demo-Pass-1")
-            assert reply[-1].startswith("a1 NO [UNAVAILABLE] Login is not yet available")
+            assert reply[-1].startswith("a1 OK"), reply
+        with Wire(10993, tls_context=ctx) as w:
+            w.line()
+            for tag, login, ok in (("b1", "asmith", False), ("b2", "asmith@example.test", True),
+                                   ("b3", "Administrator", False)):
+                reply = w.command(tag, 'LOGIN "%s" Demo-Pass-1' % login, timeout=10)
+                assert reply[-1].startswith(tag + (" OK" if ok else " NO")), reply
+                if ok:
+                    w.command("c" + tag, "LOGOUT")
+                    break
         with Wire(10995, tls_context=ctx) as w:
             assert w.line().startswith("+OK")
         for port, greeting, upgrade in ((10143, "* OK", "a1 STARTTLS\r\n"),

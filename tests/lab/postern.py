@@ -173,3 +173,33 @@ def check_config(path):
     """posternd -t: returns (exit status, combined output)."""
     r = subprocess.run([binary(), "-t", "-c", path], capture_output=True, text=True, timeout=30)
     return r.returncode, r.stdout + r.stderr
+
+
+def directory_block(slapd, directory, uris=None, tls="starttls", logins="FailureDelay 0s",
+                    extra=""):
+    """postern.conf text for a directory block pointing at a lab Slapd, plus a logins block.
+
+    The CA and the service password are copied into `directory` (world-readable): posternd
+    opens LDAP connections after it dropped privileges."""
+    import shutil
+    secret = os.path.join(directory, "ldap.secret")
+    with open(secret, "w") as f:
+        f.write(slapd.service_pw + "\n")
+    os.chmod(secret, 0o600)  # read at start-up, as root
+    lines = ["directory {",
+             "    URI %s" % " ".join(uris or [slapd.uri]),
+             "    BaseDN %s" % quote(slapd.base_dn),
+             "    BindDN %s" % quote(slapd.service_dn),
+             "    BindPasswordFile %s" % quote(secret),
+             "    TLS %s" % tls,
+             "    NetworkTimeout 2s",
+             "    OperationTimeout 3s"]
+    if slapd.ca_cert:
+        ca = os.path.join(directory, "ldap-ca.pem")
+        shutil.copy(slapd.ca_cert, ca)
+        os.chmod(ca, 0o644)
+        lines.append("    CAFile %s" % quote(ca))
+    lines.append(extra)
+    lines.append("}")
+    lines.append("logins {\n    %s\n}" % logins)
+    return "\n".join(lines) + "\n"

@@ -199,7 +199,7 @@ static void test_records_escape_client_values(void **state)
     a.mech_name = "LOGIN-COMMAND";
     a.login_type = LOGIN_TYPE_SECURE_LOGIN;
     a.login = "eve\",\"result\":\"allow\n";
-    struct auth_result r = {false, AUTH_REASON_PLAINTEXT_REQUIRES_TLS};
+    struct auth_result r = {.allow = false, .reason = AUTH_REASON_PLAINTEXT_REQUIRES_TLS};
     audit_auth(&a, &r);
     /* an unknown mechanism is recorded as the client named it, escaped like the login */
     a.mech = NULL;
@@ -229,12 +229,14 @@ static void test_records_escape_client_values(void **state)
                                    "\"login_type\":\"secure-login\","
                                    "\"mechanism\":\"LOGIN-COMMAND\","
                                    "\"login\":\"eve\\\",\\\"result\\\":\\\"allow\\u000a\","
-                                   "\"result\":\"deny\",\"reason\":\"plaintext_requires_tls\"}\n"));
+                                   "\"result\":\"deny\",\"reason\":\"plaintext_requires_tls\","
+                                   "\"latency_ms\":0}\n"));
     assert_true(strncmp(nl + 1, "{\"time\":\"", 9) == 0);
     assert_non_null(strstr(nl2 + 1,
                            "\"tls\":true,\"login_type\":\"secure-login\","
                            "\"mechanism\":\"X-\\\"EVIL\\ufffd\",\"login\":\"j\xc3\xbcrgen\","
-                           "\"result\":\"deny\",\"reason\":\"mechanism_unsupported\"}\n"));
+                           "\"result\":\"deny\",\"reason\":\"mechanism_unsupported\","
+                           "\"latency_ms\":0}\n"));
 }
 
 int main(void)

@@ -566,7 +566,7 @@ static void test_error_unknown_directive(void **state)
     expect_error("listener a {\n    Protocol imap\n    Banner x\n}\n",
                  "t.conf:3: unknown directive 'Banner' in listener block");
     expect_error(LISTENER_IMAP "smtp {\n}\n",
-                 "t.conf:6: unknown block 'smtp' (imap, pop3 or listener)");
+                 "t.conf:6: unknown block 'smtp' (imap, pop3, directory, logins or listener)");
 }
 
 static void test_error_bad_values(void **state)

@@ -1,0 +1,166 @@
+/* Login-name resolution (POLICY.md §1): detect the form, check the profile, find exactly one
+ * account with an escaped filter, and apply "works only if alias = sAMAccountName". */
+#include "postern/resolve.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "postern/util.h"
+
+static bool same(const char *a, const char *b)
+{
+    return a && b && ascii_casecmp(a, b) == 0;
+}
+
+/* Runs `filter` (with one %s for the escaped value) and keeps the single match. */
+static enum auth_reason find_one(struct directory *d, const char *filter_fmt, const char *value,
+                                 struct account **out, const char **server)
+{
+    char *esc = directory_escape_filter_value(value, strlen(value));
+    size_t n = strlen(filter_fmt) + strlen(esc) + 1;
+    char *filter = xmalloc(n);
+    snprintf(filter, n, filter_fmt, esc);
+    free(esc);
+    struct account **found = NULL;
+    size_t n_found = 0, n_matched = 0;
+    enum directory_status st =
+        directory_find_accounts(d, filter, &found, &n_found, 2, &n_matched, server);
+    free(filter);
+    enum auth_reason reason = AUTH_REASON_NONE;
+    if (st == DIRECTORY_UNAVAILABLE)
+        reason = AUTH_REASON_DIRECTORY_UNAVAILABLE;
+    else if (st != DIRECTORY_OK)
+        reason = AUTH_REASON_DIRECTORY_ERROR;
+    else if (n_matched == 0)
+        reason = AUTH_REASON_UNKNOWN_ACCOUNT;
+    else if (n_matched > 1)
+        reason = AUTH_REASON_AMBIGUOUS_LOGIN; /* never the first hit (POLICY.md §1) */
+    if (reason == AUTH_REASON_NONE) {
+        *out = found[0];
+        found[0] = NULL;
+    }
+    directory_free_accounts(found, n_found);
+    return reason;
+}
+
+static bool domain_matches(const struct domain_names *names, const char *domain)
+{
+    return same(domain, names->netbios) || same(domain, names->dns_domain);
+}
+
+static bool upn_suffix_known(const struct domain_names *names, const char *suffix)
+{
+    if (same(suffix, names->dns_domain))
+        return true;
+    for (size_t i = 0; i < names->n_upn_suffixes; i++)
+        if (same(suffix, names->upn_suffixes[i]))
+            return true;
+    return false;
+}
+
+/* An address found by mail/proxyAddresses: primary when it is `mail` or the upper-case SMTP:
+ * proxy address (Exchange marks the primary with upper case), secondary otherwise. */
+static enum login_form address_form(const struct account *a, const char *address)
+{
+    if (same(a->mail, address))
+        return LOGIN_FORM_PRIMARY_SMTP;
+    for (size_t i = 0; i < a->n_proxy_addresses; i++) {
+        const char *v = a->proxy_addresses[i];
+        if (strncmp(v, "SMTP:", 5) == 0 && same(v + 5, address))
+            return LOGIN_FORM_PRIMARY_SMTP;
+    }
+    return LOGIN_FORM_PROXY_ADDRESS;
+}
+
+#define USER_FILTER "(&(objectClass=user)(%s=%%s))"
+
+void resolve_login(struct directory *d, const struct domain_names *names,
+                   const struct login_rules *rules, const char *login, struct resolution *out)
+{
+    memset(out, 0, sizeof(*out));
+    struct login_name ln;
+    const char *why;
+    if (!login_name_parse(login, &ln, &why)) {
+        out->reason = AUTH_REASON_INVALID_LOGIN_NAME;
+        return;
+    }
+    out->form = ln.form;
+    out->form_known = true;
+    struct account *a = NULL;
+
+    if (ln.form == LOGIN_FORM_UPN) {
+        out->reason =
+            find_one(d, "(&(objectClass=user)(userPrincipalName=%s))", ln.name, &a, &out->server);
+        /* AD also accepts the implicit UPN sAMAccountName@dnsdomain of an account without one. */
+        const char *at = strrchr(ln.name, '@');
+        if (out->reason == AUTH_REASON_UNKNOWN_ACCOUNT && upn_suffix_known(names, at + 1)) {
+            char *local = xstrndup(ln.name, (size_t)(at - ln.name));
+            struct account *b = NULL;
+            enum auth_reason r =
+                find_one(d, "(&(objectClass=user)(sAMAccountName=%s))", local, &b, &out->server);
+            free(local);
+            if (r == AUTH_REASON_NONE && b->upn == NULL) {
+                a = b;
+                out->reason = r;
+            } else {
+                if (b)
+                    account_free(b);
+                if (r != AUTH_REASON_UNKNOWN_ACCOUNT)
+                    out->reason = r;
+            }
+        }
+        if (out->reason == AUTH_REASON_UNKNOWN_ACCOUNT) {
+            /* Looked up even when the address forms are refused, so that the audit trail says
+             * "login_form_refused" for someone typing their address (nothing is bound then).
+             * proxyAddresses compares without case, so smtp:x finds SMTP:x too. */
+            char *esc = directory_escape_filter_value(ln.name, strlen(ln.name));
+            size_t n = 2 * strlen(esc) + 64;
+            char *fmt = xmalloc(n);
+            snprintf(fmt, n, "(&(objectClass=user)(|(mail=%s)(proxyAddresses=smtp:%%s)))", esc);
+            free(esc);
+            out->reason = find_one(d, fmt, ln.name, &a, &out->server);
+            free(fmt);
+            if (out->reason == AUTH_REASON_NONE)
+                out->form = address_form(a, ln.name);
+        }
+        if (out->reason == AUTH_REASON_NONE && login_rule(rules, out->form) == FORM_REFUSED)
+            out->reason = AUTH_REASON_FORM_REFUSED;
+    } else {
+        if (login_rule(rules, ln.form) == FORM_REFUSED) {
+            out->reason = AUTH_REASON_FORM_REFUSED; /* refused before any lookup */
+        } else if (ln.domain && !domain_matches(names, ln.domain)) {
+            out->reason = AUTH_REASON_UNKNOWN_DOMAIN; /* never silently ignored */
+        } else {
+            out->reason =
+                find_one(d, "(&(objectClass=user)(sAMAccountName=%s))", ln.name, &a, &out->server);
+        }
+        if (out->reason == AUTH_REASON_NONE && ln.form == LOGIN_FORM_DOMAIN_NAME_ALIAS) {
+            /* DOMAIN\user\alias: user authenticates, the mailbox is the alias's (Exchange 2003) */
+            struct account *owner = NULL;
+            out->reason = find_one(d, "(&(objectClass=user)(mailNickname=%s))", ln.alias, &owner,
+                                   &out->server);
+            if (out->reason == AUTH_REASON_UNKNOWN_ACCOUNT ||
+                out->reason == AUTH_REASON_AMBIGUOUS_LOGIN)
+                out->reason = AUTH_REASON_UNKNOWN_MAILBOX;
+            out->mailbox_owner = owner;
+        } else if (out->reason == AUTH_REASON_NONE &&
+                   login_rule(rules, ln.form) == FORM_IF_ALIAS_IS_NAME &&
+                   !same(a->alias, a->sam_account_name)) {
+            /* The name opens the mailbox whose alias is that name: only the account's own
+             * mailbox when alias = sAMAccountName (POLICY.md §1). */
+            out->alias_mismatch = true;
+        }
+    }
+    out->account = a;
+    login_name_free(&ln);
+}
+
+void resolution_free(struct resolution *r)
+{
+    if (r->account)
+        account_free(r->account);
+    if (r->mailbox_owner)
+        account_free(r->mailbox_owner);
+    memset(r, 0, sizeof(*r));
+}

@@ -1,0 +1,267 @@
+# Directory logins against the lab slapd: every login form, profile, blocked kind and failure,
+# through imaplib, poplib and curl, with the audit trail checked for each.
+import imaplib
+import os
+import poplib
+import subprocess
+import tempfile
+import time
+
+import pytest
+
+from tests.lab import postern
+from tests.lab.wire import Wire
+
+PW = "Demo-Pass-1"
+
+
+def new_dir():
+    d = tempfile.mkdtemp(prefix="posternd-auth-")
+    os.chmod(d, 0o755)
+    return d
+
+
+@pytest.fixture(scope="module")
+def auth_server(slapd, server_tls):
+    d = new_dir()
+    s = postern.Posternd(server_tls, directory=d,
+                         global_extra=postern.directory_block(slapd, d))
+    s.write_config()
+    s.start()
+    yield s
+    s.stop()
+
+
+def imap_login(server, ctx, login, password=PW):
+    """(ok, text) of an IMAP LOGIN over implicit TLS."""
+    m = imaplib.IMAP4_SSL("127.0.0.1", server["imaps"], ssl_context=ctx)
+    try:
+        typ, data = m.login(login, password)
+        caps = m.capability()[1][0].decode().split()
+        m.logout()
+        return True, data[0].decode(), caps
+    except imaplib.IMAP4.error as e:
+        m.logout()
+        return False, str(e), None
+
+
+def last_auth(server, login=None):
+    events = [e for e in server.audit_events() if e["event"] == "auth"]
+    if login is not None:
+        events = [e for e in events if e["login"] == login]
+    assert events, "no audit event for %r" % login
+    return events[-1]
+
+
+@pytest.mark.parametrize("login,form", [
+    ("jdoe", "name"), ("JDoe", "name"), ("EXAMPLE\\jdoe", "domain-name"),
+    ("example\\JDOE", "domain-name"), ("example.test\\jdoe", "domain-name"),
+    ("jdoe@example.test", "upn"), ("JDOE@EXAMPLE.TEST", "upn"),
+    ("asmith@example.test", "upn"),
+])
+def test_allowed_forms(auth_server, tls_ctx, login, form):
+    ok, text, caps = imap_login(auth_server, tls_ctx, login)
+    assert ok, text
+    assert "Logged in" in text
+    assert not any(c.startswith("AUTH=") for c in caps)  # nothing about login after login
+    ev = last_auth(auth_server, login)
+    assert (ev["result"], ev["reason"], ev["form"]) == ("allow", "ok", form)
+    assert ev["account_dn"].lower().startswith("cn=")
+    assert ev["directory_server"] == auth_server_slapd_uri(auth_server)
+    assert "TLS1.3" in ev["tls_session"] or "TLS1.2" in ev["tls_session"]
+
+
+def auth_server_slapd_uri(server):
+    conf = open(server.conf).read()
+    return conf.split("URI ", 1)[1].split()[0]
+
+
+@pytest.mark.parametrize("login,reason", [
+    ("asmith", "alias_not_account_name"),          # alias anna != sAMAccountName
+    ("EXAMPLE\\asmith", "alias_not_account_name"),
+    ("anna", "unknown_account"),                   # an alias is not an account name
+    ("OTHER\\jdoe", "unknown_domain"),
+    ("EXAMPLE\\jdoe\\anna", "login_form_refused"),  # exchange2013: no cross-mailbox form
+    ("john.doe@example.test", "login_form_refused"),  # primary SMTP: refused by default
+    ("jd@example.de", "login_form_refused"),          # secondary address
+    ("nobody@example.test", "unknown_account"),
+    ("Administrator", "builtin_administrator"),
+    ("Administrator@example.test", "builtin_administrator"),
+    ("Guest", "guest_account"),
+    ("krbtgt", "krbtgt_account"),
+    ("WS01$", "computer_account"),
+    ("disabled1", "account_disabled"),
+    ("locked1", "account_locked"),
+    ("expired1", "account_expired"),
+    ("mustchange1", "password_must_change"),
+    ("noimap1", "protocol_disabled"),
+    ("*", "unknown_account"),
+    ("*)(sAMAccountName=*", "unknown_account"),
+    ("j*", "unknown_account"),
+    ("\\", "invalid_login_name"),
+    ("a\\b\\c\\d", "invalid_login_name"),
+])
+def test_refused_logins_look_alike(auth_server, tls_ctx, login, reason):
+    # sent as a quoted string, as clients do for names with specials (RFC 3501 §4.3)
+    quoted = '"%s"' % login.replace("\\", "\\\\").replace('"', '\\"')
+    ok, text, _ = imap_login(auth_server, tls_ctx, quoted)
+    assert not ok
+    assert text == "b'[AUTHENTICATIONFAILED] Authentication failed'", text
+    ev = last_auth(auth_server, login)
+    assert (ev["result"], ev["reason"]) == ("deny", reason), ev
+
+
+def test_wrong_and_empty_password(auth_server, tls_ctx, slapd):
+    ok, text, _ = imap_login(auth_server, tls_ctx, "jdoe", "wrong-password")
+    assert not ok and "[AUTHENTICATIONFAILED]" in text
+    assert last_auth(auth_server, "jdoe")["reason"] == "invalid_credentials"
+    binds_before = open(slapd.log_path).read().count("BIND dn=\"cn=John Doe")
+    ok, text, _ = imap_login(auth_server, tls_ctx, "jdoe", "")
+    assert not ok and "[AUTHENTICATIONFAILED]" in text
+    assert last_auth(auth_server, "jdoe")["reason"] == "empty_password"
+    time.sleep(0.2)
+    assert open(slapd.log_path).read().count("BIND dn=\"cn=John Doe") == binds_before
+
+
+def test_blocked_accounts_never_reach_the_directory(auth_server, tls_ctx, slapd):
+    """POLICY.md §3: no password oracle, no lockout through us."""
+    for login in ("Administrator", "disabled1", "locked1", "Guest"):
+        imap_login(auth_server, tls_ctx, login)
+    time.sleep(0.2)
+    log = open(slapd.log_path).read()
+    for cn in ("cn=Administrator,", "cn=Disabled One,", "cn=Locked One,", "cn=Guest,"):
+        assert "BIND dn=\"%s" % cn not in log, cn
+
+
+def test_pop3_user_pass(auth_server, tls_ctx):
+    p = poplib.POP3_SSL("127.0.0.1", auth_server["pop3s"], context=tls_ctx)
+    p.user("EXAMPLE\\jdoe")
+    assert p.pass_(PW).startswith(b"+OK Logged in")
+    with pytest.raises(poplib.error_proto) as e:
+        p.stat()
+    assert "not yet available" in str(e.value)
+    p.quit()
+    p = poplib.POP3_SSL("127.0.0.1", auth_server["pop3s"], context=tls_ctx)
+    p.user("nopop1")
+    with pytest.raises(poplib.error_proto) as e:
+        p.pass_(PW)
+    assert str(e.value) == "b'-ERR [AUTH] Authentication failed'"
+    assert last_auth(auth_server, "nopop1")["reason"] == "protocol_disabled"
+    p.quit()
+
+
+def test_curl_logs_in_over_pop3_and_imap(auth_server, test_ca):
+    for scheme, port in (("pop3s", auth_server["pop3s"]), ("imaps", auth_server["imaps"])):
+        r = subprocess.run(["curl", "-sS", "--cacert", test_ca["cert"], "--connect-to",
+                            "localhost:%d:127.0.0.1:%d" % (port, port), "-u",
+                            "jdoe@example.test:%s" % PW, "--login-options", "AUTH=+LOGIN",
+                            "%s://localhost:%d/" % (scheme, port)],
+                           capture_output=True, text=True, timeout=20)
+        ev = last_auth(auth_server, "jdoe@example.test")
+        assert ev["result"] == "allow", (scheme, r.stderr, ev)
+
+
+def test_profile_and_form_overrides(slapd, server_tls, tls_ctx, make_server):
+    d = new_dir()
+    s = make_server(directory=d, global_extra=postern.directory_block(
+        slapd, d, logins="FailureDelay 0s\n    Profile exchange2003\n"
+                         "    Form primary-smtp allow\n    Form proxy-address allow"))
+    assert imap_login(s, tls_ctx, "john.doe@example.test")[0]
+    assert last_auth(s, "john.doe@example.test")["form"] == "primary-smtp"
+    assert imap_login(s, tls_ctx, "jd@example.de")[0]
+    assert last_auth(s, "jd@example.de")["form"] == "proxy-address"
+    # exchange2003: DOMAIN\user\alias opens the alias's mailbox
+    assert imap_login(s, tls_ctx, "EXAMPLE\\jdoe\\anna")[0]
+    ev = last_auth(s, "EXAMPLE\\jdoe\\anna")
+    assert ev["form"] == "domain-name-alias" and ev["mailbox"] == "anna" and ev["account"] == "jdoe"
+    assert not imap_login(s, tls_ctx, "EXAMPLE\\jdoe\\shared")[0]  # two mailboxes: ambiguous
+    assert last_auth(s, "EXAMPLE\\jdoe\\shared")["reason"] == "unknown_mailbox"
+
+
+def test_block_privileged_accounts(slapd, server_tls, tls_ctx, make_server, auth_server):
+    assert imap_login(auth_server, tls_ctx, "dadmin")[0]  # allowed by default
+    d = new_dir()
+    s = make_server(directory=d, global_extra=postern.directory_block(
+        slapd, d, logins="FailureDelay 0s\n    BlockPrivilegedAccounts yes"))
+    assert not imap_login(s, tls_ctx, "dadmin")[0]
+    assert last_auth(s, "dadmin")["reason"] == "privileged_account"
+    assert imap_login(s, tls_ctx, "jdoe")[0]
+
+
+def test_failure_delay_is_the_same_for_every_refusal(slapd, server_tls, tls_ctx, make_server):
+    d = new_dir()
+    s = make_server(directory=d, global_extra=postern.directory_block(
+        slapd, d, logins="FailureDelay 1s"))
+    timings = {}
+    for login, password in (("nobody", PW), ("jdoe", "wrong"), ("Administrator", PW)):
+        t0 = time.monotonic()
+        assert not imap_login(s, tls_ctx, login, password)[0]
+        timings[login] = time.monotonic() - t0
+    for login, t in timings.items():
+        assert 0.95 < t < 1.8, timings
+    t0 = time.monotonic()
+    assert imap_login(s, tls_ctx, "jdoe")[0]
+    assert time.monotonic() - t0 < 0.9
+
+
+def test_cleartext_login_gets_an_alert(slapd, server_tls, make_server):
+    d = new_dir()
+    s = make_server(directory=d, imap_extra="LoginType plaintext-login",
+                    global_extra=postern.directory_block(slapd, d))
+    m = imaplib.IMAP4("127.0.0.1", s["imap"])
+    m.login("jdoe", PW)
+    assert any(b"[ALERT]" in line for line in m.untagged_responses.get("OK", []))
+    m.logout()
+
+
+def test_directory_failover_and_outage(server_tls, tls_ctx, make_server, tmp_path_factory):
+    from tests.lab import Slapd, ports
+    dead = ports.free_port()
+    own = Slapd(tmp_path_factory.mktemp("slapd-outage"), tls=True)
+    own.start()
+    try:
+        d = new_dir()
+        s = make_server(directory=d, global_extra=postern.directory_block(
+            own, d, uris=["ldap://127.0.0.1:%d" % dead, own.uri]))
+        assert imap_login(s, tls_ctx, "jdoe")[0]
+        assert last_auth(s, "jdoe")["directory_server"] == own.uri
+        own.stop()
+        t0 = time.monotonic()
+        ok, text, _ = imap_login(s, tls_ctx, "jdoe")
+        assert not ok and "[UNAVAILABLE]" in text
+        assert time.monotonic() - t0 < 10
+        assert last_auth(s, "jdoe")["reason"] == "directory_unavailable"
+        own.start()  # same port, same data
+        deadline = time.monotonic() + 10
+        while not imap_login(s, tls_ctx, "jdoe")[0]:
+            assert time.monotonic() < deadline, "no recovery"
+            time.sleep(0.2)
+    finally:
+        own.stop()
+
+
+def test_no_password_in_any_log(auth_server, slapd):
+    for path in (auth_server.log, auth_server.audit):
+        assert PW not in open(path).read()
+    assert "wrong-password" not in open(auth_server.audit).read()
+
+
+def test_reload_changes_login_rules_for_new_sessions(slapd, server_tls, tls_ctx, make_server):
+    d = new_dir()
+    s = make_server(directory=d, global_extra=postern.directory_block(slapd, d))
+    assert not imap_login(s, tls_ctx, "john.doe@example.test")[0]
+    s.global_extra = postern.directory_block(slapd, d, logins="FailureDelay 0s\n"
+                                                              "    Form primary-smtp allow")
+    s.write_config()
+    s.reload()
+    assert imap_login(s, tls_ctx, "john.doe@example.test")[0]
+
+
+def test_check_config_reads_the_directory_settings(slapd, server_tls):
+    d = new_dir()
+    s = postern.Posternd(server_tls, directory=d, global_extra=postern.directory_block(slapd, d))
+    s.write_config()
+    assert postern.check_config(s.conf)[0] == 0
+    os.unlink(os.path.join(d, "ldap.secret"))
+    status, out = postern.check_config(s.conf)
+    assert status == 1 and "ldap.secret" in out, out
