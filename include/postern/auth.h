@@ -98,7 +98,7 @@ struct auth_result {
     char *account_upn;
     char *mailbox;       /* the alias whose mailbox the session opens */
     char *mailbox_key;   /* rename-proof id: objectGUID / entryUUID of the mailbox owner */
-    const char *server;  /* directory URI that answered */
+    char *server;        /* directory URI that answered (a copy) */
     unsigned ad_subcode; /* AD's bind diagnostic (0x52e, 0x533, ...) */
     uint64_t latency_ms;
 };

@@ -369,7 +369,7 @@ static void run_directory_steps(void *arg)
     struct resolution res;
     resolve_login(ctx->dir, &names, &c->logins.rules, a->login, &res);
     r->form = res.form_known ? login_form_name(res.form) : NULL;
-    r->server = res.server;
+    const char *server = res.server;
     r->reason = res.reason;
     if (res.account)
         keep_account(r, res.account, res.mailbox_owner);
@@ -395,7 +395,7 @@ static void run_directory_steps(void *arg)
     if (r->reason == AUTH_REASON_NONE) {
         unsigned sub = 0;
         enum directory_status st = directory_verify_password(ctx->dir, res.account->dn, a->secret,
-                                                             a->secret_len, &sub, &r->server);
+                                                             a->secret_len, &sub, &server);
         r->ad_subcode = sub;
         if (st == DIRECTORY_OK)
             r->allow = true;
@@ -406,6 +406,8 @@ static void run_directory_steps(void *arg)
         else
             r->reason = AUTH_REASON_DIRECTORY_ERROR;
     }
+    /* A copy: the string belongs to the directory client, which a reload may free. */
+    r->server = server ? xstrdup(server) : NULL;
     resolution_free(&res);
     auth_context_unref(ctx);
 }
@@ -417,6 +419,7 @@ static void result_free(struct auth_result *r)
     free(r->account_upn);
     free(r->mailbox);
     free(r->mailbox_key);
+    free(r->server);
 }
 
 static void answer(void *arg)
@@ -434,11 +437,15 @@ static void finish(struct pending *p)
         wipe(p->attempt->secret, p->attempt->secret_len);
     p->result.latency_ms = now_ms() - p->started_ms;
     audit_auth(p->attempt, &p->result);
-    /* Every refusal after the gate waits the same FailureDelay before it is answered, so that
+    /* Every refusal after the gate is answered FailureDelay after the attempt began, so that
      * neither timing nor text tells an unknown user from a wrong password (OpenSMTPD's
      * smtp_auth_failure_pause). The wait is a timer, not a sleeping worker. */
-    if (!p->result.allow && p->delay_ms > 0 && !conn_is_closing(p->conn))
-        conn_defer(p->conn, p->delay_ms, answer, p);
+    /* Padded to the same total from the start of the attempt, so that a refusal decided
+     * early (unknown domain) takes as long as one the directory decided (wrong password). */
+    unsigned wait =
+        p->delay_ms > p->result.latency_ms ? p->delay_ms - (unsigned)p->result.latency_ms : 0;
+    if (!p->result.allow && wait > 0 && !conn_is_closing(p->conn))
+        conn_defer(p->conn, wait, answer, p);
     else
         answer(p);
 }

@@ -13,20 +13,14 @@ static bool same(const char *a, const char *b)
     return a && b && ascii_casecmp(a, b) == 0;
 }
 
-/* Runs `filter` (with one %s for the escaped value) and keeps the single match. */
-static enum auth_reason find_one(struct directory *d, const char *filter_fmt, const char *value,
-                                 struct account **out, const char **server)
+/* Runs a complete filter and keeps the single match. */
+static enum auth_reason find_filter(struct directory *d, const char *filter, struct account **out,
+                                    const char **server)
 {
-    char *esc = directory_escape_filter_value(value, strlen(value));
-    size_t n = strlen(filter_fmt) + strlen(esc) + 1;
-    char *filter = xmalloc(n);
-    snprintf(filter, n, filter_fmt, esc);
-    free(esc);
     struct account **found = NULL;
     size_t n_found = 0, n_matched = 0;
     enum directory_status st =
         directory_find_accounts(d, filter, &found, &n_found, 2, &n_matched, server);
-    free(filter);
     enum auth_reason reason = AUTH_REASON_NONE;
     if (st == DIRECTORY_UNAVAILABLE)
         reason = AUTH_REASON_DIRECTORY_UNAVAILABLE;
@@ -44,19 +38,24 @@ static enum auth_reason find_one(struct directory *d, const char *filter_fmt, co
     return reason;
 }
 
+/* (&(objectClass=user)(ATTRIBUTE=value)) with the value escaped (RFC 4515). The attribute is
+ * always one of ours; the client's text never becomes part of a format string. */
+static enum auth_reason find_one(struct directory *d, const char *attribute, const char *value,
+                                 struct account **out, const char **server)
+{
+    char *esc = directory_escape_filter_value(value, strlen(value));
+    size_t n = strlen(attribute) + strlen(esc) + 32;
+    char *filter = xmalloc(n);
+    snprintf(filter, n, "(&(objectClass=user)(%s=%s))", attribute, esc);
+    free(esc);
+    enum auth_reason reason = find_filter(d, filter, out, server);
+    free(filter);
+    return reason;
+}
+
 static bool domain_matches(const struct domain_names *names, const char *domain)
 {
     return same(domain, names->netbios) || same(domain, names->dns_domain);
-}
-
-static bool upn_suffix_known(const struct domain_names *names, const char *suffix)
-{
-    if (same(suffix, names->dns_domain))
-        return true;
-    for (size_t i = 0; i < names->n_upn_suffixes; i++)
-        if (same(suffix, names->upn_suffixes[i]))
-            return true;
-    return false;
 }
 
 /* An address found by mail/proxyAddresses: primary when it is `mail` or the upper-case SMTP:
@@ -90,15 +89,14 @@ void resolve_login(struct directory *d, const struct domain_names *names,
     struct account *a = NULL;
 
     if (ln.form == LOGIN_FORM_UPN) {
-        out->reason =
-            find_one(d, "(&(objectClass=user)(userPrincipalName=%s))", ln.name, &a, &out->server);
-        /* AD also accepts the implicit UPN sAMAccountName@dnsdomain of an account without one. */
+        out->reason = find_one(d, "userPrincipalName", ln.name, &a, &out->server);
+        /* AD also accepts the implicit UPN sAMAccountName@<DNS domain> (not other suffixes) of
+         * an account that has no userPrincipalName. */
         const char *at = strrchr(ln.name, '@');
-        if (out->reason == AUTH_REASON_UNKNOWN_ACCOUNT && upn_suffix_known(names, at + 1)) {
+        if (out->reason == AUTH_REASON_UNKNOWN_ACCOUNT && same(at + 1, names->dns_domain)) {
             char *local = xstrndup(ln.name, (size_t)(at - ln.name));
             struct account *b = NULL;
-            enum auth_reason r =
-                find_one(d, "(&(objectClass=user)(sAMAccountName=%s))", local, &b, &out->server);
+            enum auth_reason r = find_one(d, "sAMAccountName", local, &b, &out->server);
             free(local);
             if (r == AUTH_REASON_NONE && b->upn == NULL) {
                 a = b;
@@ -116,11 +114,12 @@ void resolve_login(struct directory *d, const struct domain_names *names,
              * proxyAddresses compares without case, so smtp:x finds SMTP:x too. */
             char *esc = directory_escape_filter_value(ln.name, strlen(ln.name));
             size_t n = 2 * strlen(esc) + 64;
-            char *fmt = xmalloc(n);
-            snprintf(fmt, n, "(&(objectClass=user)(|(mail=%s)(proxyAddresses=smtp:%%s)))", esc);
+            char *filter = xmalloc(n);
+            snprintf(filter, n, "(&(objectClass=user)(|(mail=%s)(proxyAddresses=smtp:%s)))", esc,
+                     esc);
             free(esc);
-            out->reason = find_one(d, fmt, ln.name, &a, &out->server);
-            free(fmt);
+            out->reason = find_filter(d, filter, &a, &out->server);
+            free(filter);
             if (out->reason == AUTH_REASON_NONE)
                 out->form = address_form(a, ln.name);
         }
@@ -132,14 +131,12 @@ void resolve_login(struct directory *d, const struct domain_names *names,
         } else if (ln.domain && !domain_matches(names, ln.domain)) {
             out->reason = AUTH_REASON_UNKNOWN_DOMAIN; /* never silently ignored */
         } else {
-            out->reason =
-                find_one(d, "(&(objectClass=user)(sAMAccountName=%s))", ln.name, &a, &out->server);
+            out->reason = find_one(d, "sAMAccountName", ln.name, &a, &out->server);
         }
         if (out->reason == AUTH_REASON_NONE && ln.form == LOGIN_FORM_DOMAIN_NAME_ALIAS) {
             /* DOMAIN\user\alias: user authenticates, the mailbox is the alias's (Exchange 2003) */
             struct account *owner = NULL;
-            out->reason = find_one(d, "(&(objectClass=user)(mailNickname=%s))", ln.alias, &owner,
-                                   &out->server);
+            out->reason = find_one(d, "mailNickname", ln.alias, &owner, &out->server);
             if (out->reason == AUTH_REASON_UNKNOWN_ACCOUNT ||
                 out->reason == AUTH_REASON_AMBIGUOUS_LOGIN)
                 out->reason = AUTH_REASON_UNKNOWN_MAILBOX;

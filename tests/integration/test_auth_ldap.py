@@ -98,6 +98,9 @@ def auth_server_slapd_uri(server):
     ("*", "unknown_account"),
     ("*)(sAMAccountName=*", "unknown_account"),
     ("j*", "unknown_account"),
+    ("z%n%n%n%n@example.test", "unknown_account"),  # printf directives are just text
+    ("y%s%s%s@example.test", "unknown_account"),
+    ("%x%x", "unknown_account"),
     ("\\", "invalid_login_name"),
     ("a\\b\\c\\d", "invalid_login_name"),
 ])
