@@ -30,8 +30,7 @@ OPT     := -O2 -g
 endif
 
 CC      ?= cc
-WARN    := -Wall -Wextra -Werror -Wshadow -Wpointer-arith -Wstrict-prototypes -Wformat=2 \
-           -Wno-format-nonliteral
+WARN    := -Wall -Wextra -Werror -Wshadow -Wpointer-arith -Wstrict-prototypes -Wformat=2
 CFLAGS  ?= $(OPT)
 ALL_CFLAGS = -std=gnu11 $(WARN) $(CFLAGS) $(SANFLAGS) -D_GNU_SOURCE -Iinclude \
              -DPOSTERN_VERSION='"$(VERSION)"' -DPOSTERN_SYSCONFDIR='"$(SYSCONFDIR)"' \
