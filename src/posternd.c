@@ -18,6 +18,7 @@
 #include "postern/audit.h"
 #include "postern/auth.h"
 #include "postern/config.h"
+#include "postern/sasl.h"
 #include "postern/log.h"
 #include "postern/server.h"
 #include "postern/tls.h"
@@ -191,6 +192,10 @@ int main(int argc, char **argv)
         fprintf(stderr, "posternd: %s\n", err);
         return 1;
     }
+    if (!sasl_global_init(err, sizeof(err))) {
+        fprintf(stderr, "posternd: %s\n", err);
+        return 1;
+    }
     if (!tls_global_init(err, sizeof(err))) {
         fprintf(stderr, "posternd: %s\n", err);
         return 1;
@@ -273,5 +278,6 @@ int main(int argc, char **argv)
     config_unref(c);
     audit_close();
     tls_global_deinit();
+    sasl_global_deinit();
     return rc;
 }

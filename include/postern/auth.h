@@ -35,9 +35,10 @@ enum auth_reason {
     AUTH_REASON_PLAINTEXT_REQUIRES_TLS, /* LoginType forbids it on this connection */
     AUTH_REASON_MECH_UNSUPPORTED,
     AUTH_REASON_SASL_NOT_AVAILABLE, /* a known mechanism whose exchange is not implemented yet */
-    AUTH_REASON_INVALID_INPUT,
-    AUTH_REASON_NO_DIRECTORY, /* no directory is configured: nobody can be verified */
-    AUTH_REASON_SERVER_BUSY,  /* the worker pool's queue is full */
+    AUTH_REASON_INVALID_INPUT,      /* malformed SASL message */
+    AUTH_REASON_AUTHZID_REFUSED,    /* PLAIN authorization identity other than the user's */
+    AUTH_REASON_NO_DIRECTORY,       /* no directory is configured: nobody can be verified */
+    AUTH_REASON_SERVER_BUSY,        /* the worker pool's queue is full */
     /* login-name resolution (POLICY.md §1) */
     AUTH_REASON_INVALID_LOGIN_NAME,
     AUTH_REASON_FORM_REFUSED,
@@ -126,5 +127,9 @@ typedef void (*auth_done_fn)(void *session, struct auth_attempt *a, const struct
  * the worker pool; `done` runs on the connection's thread with the result (possibly before
  * auth_start returns) after the audit event has been written. Takes ownership of a. */
 void auth_start(struct conn *c, void *session, struct auth_attempt *a, auth_done_fn done);
+/* An attempt the protocol already refuses (malformed SASL, authorization identity): audited
+ * and answered like every refusal, after FailureDelay. Takes ownership of a. */
+void auth_refuse(struct conn *c, void *session, struct auth_attempt *a, enum auth_reason reason,
+                 auth_done_fn done);
 
 #endif

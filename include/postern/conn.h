@@ -34,6 +34,10 @@ struct protocol_ops {
 
 struct evbuffer *conn_input(struct conn *c);
 void conn_write(struct conn *c, const void *data, size_t len);
+/* Takes one LF-terminated line from the input: *line is malloc'd, NUL-terminated, without
+ * CR LF (the caller wipes and frees it). 0: no complete line yet; -1: no line end within
+ * `max` bytes (what is buffered is discarded); 1: a line. */
+int conn_take_line(struct conn *c, size_t max, char **line, size_t *len);
 void conn_printf(struct conn *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Send what is queued, then close. */
 void conn_close(struct conn *c, const char *why);

@@ -41,6 +41,7 @@ static const char *const REASON_CODES[] = {
     [AUTH_REASON_MECH_UNSUPPORTED] = "mechanism_unsupported",
     [AUTH_REASON_SASL_NOT_AVAILABLE] = "sasl_not_available",
     [AUTH_REASON_INVALID_INPUT] = "invalid_input",
+    [AUTH_REASON_AUTHZID_REFUSED] = "authorization_identity_refused",
     [AUTH_REASON_NO_DIRECTORY] = "directory_not_configured",
     [AUTH_REASON_SERVER_BUSY] = "server_busy",
     [AUTH_REASON_INVALID_LOGIN_NAME] = "invalid_login_name",
@@ -479,4 +480,19 @@ void auth_start(struct conn *c, void *session, struct auth_attempt *a, auth_done
         p->result.reason = AUTH_REASON_SERVER_BUSY;
         finish(p);
     }
+}
+
+void auth_refuse(struct conn *c, void *session, struct auth_attempt *a, enum auth_reason reason,
+                 auth_done_fn done)
+{
+    struct pending *p = xcalloc(1, sizeof(*p));
+    *p = (struct pending){.conn = c,
+                          .config = conn_config(c),
+                          .session = session,
+                          .attempt = a,
+                          .done = done,
+                          .started_ms = now_ms(),
+                          .delay_ms = conn_config(c)->logins.failure_delay_ms};
+    p->result.reason = reason;
+    finish(p);
 }

@@ -9,6 +9,7 @@
 #include "postern/imap.h"
 #include "postern/log.h"
 #include "postern/policy.h"
+#include "postern/sasl.h"
 #include "postern/util.h"
 
 enum imap_state {
@@ -24,6 +25,8 @@ struct imap_session {
     unsigned bad_commands;
     bool waiting; /* a command waits for the auth pipeline; input is paused */
     char *waiting_tag;
+    struct sasl_exchange *sasl; /* AUTHENTICATE in progress: lines are SASL responses */
+    const struct auth_mech *sasl_mech;
 };
 
 struct imap_command_def {
@@ -119,6 +122,8 @@ static void auth_finished(void *session, struct auth_attempt *a, const struct au
                   "configured)");
         } else if (r->reason == AUTH_REASON_MECH_UNSUPPORTED) {
             reply(s, tag, "NO", "[CANNOT] Unsupported authentication mechanism");
+        } else if (r->reason == AUTH_REASON_INVALID_INPUT) {
+            reply(s, tag, "BAD", "Invalid SASL response");
         } else if (r->reason == AUTH_REASON_SASL_NOT_AVAILABLE) {
             reply(s, tag, "NO",
                   "[UNAVAILABLE] AUTHENTICATE is not yet available on this server; use LOGIN");
@@ -235,14 +240,63 @@ static void cmd_authenticate(struct imap_session *s, struct imap_command *cmd)
         bad_command(s, cmd->tag, "AUTHENTICATE takes a mechanism and an optional initial response");
         return;
     }
-    /* The SASL exchange itself comes with the directory-auth issue; the attempt goes through
-     * the pipeline now so that policy and audit already see it (unknown mechanisms too). */
     const struct auth_mech *m = auth_mech_find(cmd->args[0].str);
-    struct auth_attempt *a = auth_attempt_new(s->conn, m, cmd->args[0].str, "", NULL, 0);
+    struct sasl_exchange *x = NULL;
+    /* Unknown mechanisms and those LoginType forbids here go through the pipeline without an
+     * exchange, so that no credentials are ever asked for (POLICY.md §2). */
+    if (m && policy_mech_allowed(settings(s)->login_type, conn_tls_active(s->conn), m))
+        x = sasl_start(m->name);
+    wait_for_auth(s, cmd->tag);
+    if (x == NULL) {
+        auth_start(s->conn, s, auth_attempt_new(s->conn, m, cmd->args[0].str, "", NULL, 0),
+                   auth_finished);
+        return;
+    }
+    s->sasl = x;
+    s->sasl_mech = m;
+    /* SASL-IR (RFC 4959): "=" is an empty initial response */
+    const char *ir = NULL;
+    if (cmd->n_args == 2)
+        ir = strcmp(cmd->args[1].str, "=") == 0 ? "" : cmd->args[1].str;
+    bool more = sasl_continue(s->conn, s, &s->sasl, m, ir, auth_finished);
     if (cmd->n_args == 2)
         wipe(cmd->args[1].str, cmd->args[1].len);
-    wait_for_auth(s, cmd->tag);
-    auth_start(s->conn, s, a, auth_finished);
+    if (more)
+        conn_pause_input(s->conn, false); /* the next line is the client's response */
+}
+
+/* A line while AUTHENTICATE runs: a base64 response, or "*" to cancel (RFC 3501 §6.2.2). */
+static void sasl_line(struct imap_session *s)
+{
+    char *line;
+    size_t len;
+    int got = conn_take_line(s->conn, 65536, &line, &len);
+    if (got == 0)
+        return;
+    const char *tag = s->waiting_tag ? s->waiting_tag : "*";
+    if (got < 0) {
+        sasl_free(s->sasl);
+        s->sasl = NULL;
+        reply(s, tag, "BAD", "SASL response too long");
+        conn_printf(s->conn, "* BYE SASL response too long\r\n");
+        conn_close(s->conn, "SASL response too long");
+        return;
+    }
+    if (strcmp(line, "*") == 0) {
+        sasl_free(s->sasl);
+        s->sasl = NULL;
+        s->waiting = false;
+        reply(s, tag, "BAD", "AUTHENTICATE cancelled");
+        free(s->waiting_tag);
+        s->waiting_tag = NULL;
+    } else {
+        /* `waiting` stays set: no command runs until the exchange has ended */
+        conn_pause_input(s->conn, true);
+        if (sasl_continue(s->conn, s, &s->sasl, s->sasl_mech, line, auth_finished))
+            conn_pause_input(s->conn, false);
+    }
+    wipe(line, len);
+    free(line);
 }
 
 static const struct imap_command_def COMMANDS[] = {
@@ -306,6 +360,12 @@ static void imap_input(void *session)
 {
     struct imap_session *s = session;
     struct evbuffer *in = conn_input(s->conn);
+    while (s->sasl && !conn_is_closing(s->conn) && evbuffer_get_length(in) > 0) {
+        size_t before = evbuffer_get_length(in);
+        sasl_line(s);
+        if (evbuffer_get_length(in) == before)
+            return; /* no complete line yet */
+    }
     while (!s->waiting && !conn_is_closing(s->conn)) {
         size_t n = evbuffer_get_contiguous_space(in);
         if (n == 0)
@@ -380,6 +440,7 @@ static void imap_free(void *session)
 {
     struct imap_session *s = session;
     imap_reader_free(&s->reader);
+    sasl_free(s->sasl);
     free(s->waiting_tag);
     free(s);
 }

@@ -637,3 +637,24 @@ void conn_defer(struct conn *c, unsigned ms, void (*fn)(void *), void *arg)
     c->jobs++;
     evtimer_add(d->timer, &tv);
 }
+
+int conn_take_line(struct conn *c, size_t max, char **line, size_t *len)
+{
+    struct evbuffer_ptr eol = evbuffer_search(c->in, "\n", 1, NULL);
+    if (eol.pos < 0 || (size_t)eol.pos + 1 > max) {
+        if (eol.pos < 0 && evbuffer_get_length(c->in) <= max)
+            return 0;
+        evbuffer_drain(c->in, evbuffer_get_length(c->in));
+        return -1;
+    }
+    size_t n = (size_t)eol.pos + 1;
+    char *buf = xmalloc(n + 1);
+    evbuffer_remove(c->in, buf, n);
+    n--; /* LF */
+    if (n > 0 && buf[n - 1] == '\r')
+        n--;
+    buf[n] = '\0';
+    *line = buf;
+    *len = n;
+    return 1;
+}

@@ -9,6 +9,7 @@
 #include "postern/log.h"
 #include "postern/policy.h"
 #include "postern/pop3.h"
+#include "postern/sasl.h"
 #include "postern/util.h"
 
 enum pop3_state { POP3_AUTHORIZATION, POP3_TRANSACTION };
@@ -23,6 +24,8 @@ struct pop3_session {
     unsigned bad_commands;
     bool discarding; /* skipping the rest of an over-long line */
     bool waiting;
+    struct sasl_exchange *sasl; /* AUTH in progress: lines are SASL responses */
+    const struct auth_mech *sasl_mech;
 };
 
 static const struct protocol_settings *settings(const struct pop3_session *s)
@@ -104,6 +107,8 @@ static void auth_finished(void *session, struct auth_attempt *a, const struct au
         err(s, "[SYS/TEMP] Login is not yet available on this server (no directory configured)");
     else if (r->reason == AUTH_REASON_MECH_UNSUPPORTED)
         err(s, "Unsupported authentication mechanism");
+    else if (r->reason == AUTH_REASON_INVALID_INPUT)
+        err(s, "Invalid SASL response");
     else if (r->reason == AUTH_REASON_SASL_NOT_AVAILABLE)
         err(s, "[SYS/TEMP] AUTH is not yet available on this server; use USER and PASS");
     else if (r->reason == AUTH_REASON_SERVER_BUSY ||
@@ -170,7 +175,54 @@ static void cmd_auth(struct pop3_session *s, const struct pop3_command *cmd)
     }
     mech[n] = '\0';
     forget_user(s);
-    start_auth(s, auth_attempt_new(s->conn, auth_mech_find(mech), mech, "", NULL, 0));
+    const struct auth_mech *m = auth_mech_find(mech);
+    struct sasl_exchange *x = NULL;
+    /* Unknown or (by LoginType) forbidden mechanisms never ask for credentials. */
+    if (m && policy_mech_allowed(settings(s)->login_type, tls(s), m))
+        x = sasl_start(m->name);
+    if (x == NULL) {
+        start_auth(s, auth_attempt_new(s->conn, m, mech, "", NULL, 0));
+        return;
+    }
+    s->sasl = x;
+    s->sasl_mech = m;
+    s->waiting = true;
+    conn_pause_input(s->conn, true);
+    /* RFC 5034 §4: an initial response follows the mechanism; "=" is an empty one */
+    const char *ir = n < cmd->args_len ? cmd->args + n + 1 : NULL;
+    if (ir && strcmp(ir, "=") == 0)
+        ir = "";
+    if (sasl_continue(s->conn, s, &s->sasl, m, ir, auth_finished))
+        conn_pause_input(s->conn, false);
+}
+
+/* A line while AUTH runs: a base64 response, or "*" to cancel (RFC 5034 §4). */
+static void sasl_line(struct pop3_session *s)
+{
+    char *line;
+    size_t len;
+    int got = conn_take_line(s->conn, 65536, &line, &len);
+    if (got == 0)
+        return;
+    if (got < 0) {
+        sasl_free(s->sasl);
+        s->sasl = NULL;
+        err(s, "SASL response too long");
+        conn_close(s->conn, "SASL response too long");
+        return;
+    }
+    if (strcmp(line, "*") == 0) {
+        sasl_free(s->sasl);
+        s->sasl = NULL;
+        s->waiting = false;
+        err(s, "AUTH cancelled");
+    } else {
+        conn_pause_input(s->conn, true);
+        if (sasl_continue(s->conn, s, &s->sasl, s->sasl_mech, line, auth_finished))
+            conn_pause_input(s->conn, false);
+    }
+    wipe(line, len);
+    free(line);
 }
 
 static void cmd_stls(struct pop3_session *s, const struct pop3_command *cmd)
@@ -266,6 +318,12 @@ static void pop3_input(void *session)
     struct pop3_session *s = session;
     struct evbuffer *in = conn_input(s->conn);
     size_t max = settings(s)->max_command_size;
+    while (s->sasl && !conn_is_closing(s->conn) && evbuffer_get_length(in) > 0) {
+        size_t before = evbuffer_get_length(in);
+        sasl_line(s);
+        if (evbuffer_get_length(in) == before)
+            return; /* no complete line yet */
+    }
     while (!s->waiting && !conn_is_closing(s->conn) && evbuffer_get_length(in) > 0) {
         struct evbuffer_ptr eol = evbuffer_search(in, "\n", 1, NULL);
         if (eol.pos < 0) {
@@ -321,6 +379,7 @@ static void pop3_free(void *session)
 {
     struct pop3_session *s = session;
     forget_user(s);
+    sasl_free(s->sasl);
     free(s);
 }
 

@@ -268,3 +268,92 @@ def test_check_config_reads_the_directory_settings(slapd, server_tls):
     os.unlink(os.path.join(d, "ldap.secret"))
     status, out = postern.check_config(s.conf)
     assert status == 1 and "ldap.secret" in out, out
+
+
+# ---- SASL PLAIN and LOGIN (RFC 4616, RFC 4959 SASL-IR, RFC 5034 POP3 AUTH) -------------------
+
+import base64  # noqa: E402
+
+
+def b64(text):
+    return base64.b64encode(text.encode()).decode()
+
+
+def test_imap_authenticate_plain_and_login(auth_server, tls_ctx):
+    m = imaplib.IMAP4_SSL("127.0.0.1", auth_server["imaps"], ssl_context=tls_ctx)
+    typ, _ = m.authenticate("PLAIN", lambda _: ("\0jdoe@example.test\0" + PW).encode())
+    assert typ == "OK"
+    m.logout()
+    assert last_auth(auth_server, "jdoe@example.test")["mechanism"] == "PLAIN"
+    m = imaplib.IMAP4_SSL("127.0.0.1", auth_server["imaps"], ssl_context=tls_ctx)
+    answers = iter([b"EXAMPLE\\jdoe", PW.encode()])
+    typ, _ = m.authenticate("LOGIN", lambda challenge: next(answers))
+    assert typ == "OK"
+    m.logout()
+    ev = last_auth(auth_server, "EXAMPLE\\jdoe")
+    assert (ev["mechanism"], ev["result"], ev["form"]) == ("LOGIN", "allow", "domain-name")
+
+
+def test_imap_sasl_ir_cancel_and_bad_input(auth_server, tls_ctx):
+    with Wire(auth_server["imaps"], tls_context=tls_ctx) as w:
+        w.line()
+        # SASL-IR: the credentials on the command line
+        assert w.command("a1", "AUTHENTICATE PLAIN " + b64("\0jdoe\0" + PW))[-1].startswith(
+            "a1 OK [CAPABILITY")
+    with Wire(auth_server["imaps"], tls_context=tls_ctx) as w:
+        w.line()
+        w.send("b1 AUTHENTICATE PLAIN\r\n")
+        assert w.line() == "+ "
+        w.send("*\r\n")
+        assert w.line() == "b1 BAD AUTHENTICATE cancelled"
+        w.send("b2 AUTHENTICATE PLAIN\r\n")
+        assert w.line() == "+ "
+        w.send("!!!not-base64!!!\r\n")
+        assert w.line(timeout=10) == "b2 BAD Invalid SASL response"
+        assert w.command("b3", "NOOP") == ["b3 OK NOOP completed"]  # the session goes on
+        # an authorization identity other than the user's own is refused
+        w.send("b4 AUTHENTICATE PLAIN " + b64("anna\0jdoe\0" + PW) + "\r\n")
+        assert w.line(timeout=10) == "b4 NO [AUTHENTICATIONFAILED] Authentication failed"
+        w.send("b5 AUTHENTICATE PLAIN " + b64("\0jdoe\0wrong") + "\r\n")
+        assert w.line(timeout=10) == "b5 NO [AUTHENTICATIONFAILED] Authentication failed"
+    reasons = [e["reason"] for e in auth_server.audit_events()[-3:]]
+    assert reasons == ["invalid_input", "authorization_identity_refused", "invalid_credentials"]
+
+
+def test_imap_authenticate_without_tls_asks_for_nothing(auth_server):
+    with Wire(auth_server["imap"]) as w:
+        w.line()
+        reply = w.command("a1", "AUTHENTICATE PLAIN")
+        assert reply == [reply[-1]] and reply[-1].startswith("a1 NO [PRIVACYREQUIRED]"), reply
+
+
+def test_pop3_auth_plain(auth_server, tls_ctx):
+    with Wire(auth_server["pop3s"], tls_context=tls_ctx) as w:
+        w.line()
+        w.send("AUTH PLAIN " + b64("\0jdoe\0" + PW) + "\r\n")
+        assert w.line().startswith("+OK Logged in")
+    with Wire(auth_server["pop3s"], tls_context=tls_ctx) as w:
+        w.line()
+        w.send("AUTH PLAIN\r\n")
+        assert w.line() == "+ "
+        w.send(b64("\0asmith@example.test\0" + PW) + "\r\n")
+        assert w.line().startswith("+OK Logged in")
+    with Wire(auth_server["pop3s"], tls_context=tls_ctx) as w:
+        w.line()
+        w.send("AUTH LOGIN\r\n")
+        assert w.line().startswith("+ ")
+        w.send("*\r\n")
+        assert w.line() == "-ERR AUTH cancelled"
+
+
+@pytest.mark.parametrize("scheme,port_name,extra", [("imaps", "imaps", []),
+                                                   ("pop3s", "pop3s", ["--sasl-ir"])])
+def test_curl_sasl_plain(auth_server, test_ca, scheme, port_name, extra):
+    port = auth_server[port_name]
+    r = subprocess.run(["curl", "-sS", "--cacert", test_ca["cert"], "--connect-to",
+                        "localhost:%d:127.0.0.1:%d" % (port, port), "-u", "asmith@example.test:%s" % PW,
+                        "--login-options", "AUTH=PLAIN"] + extra +
+                       ["%s://localhost:%d/" % (scheme, port)],
+                       capture_output=True, text=True, timeout=20)
+    ev = last_auth(auth_server, "asmith@example.test")
+    assert (ev["mechanism"], ev["result"]) == ("PLAIN", "allow"), (r.stderr, ev)

@@ -1,0 +1,49 @@
+/* SASL exchanges for the password mechanisms (PLAIN, LOGIN) through GNU libgsasl. libgsasl
+ * parses the client's messages; the decision stays with the auth pipeline: the validation
+ * callback only hands the credentials over. Runs on io_threads (nothing here blocks). */
+#ifndef POSTERN_SASL_H
+#define POSTERN_SASL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "postern/auth.h"
+
+struct sasl_exchange;
+
+bool sasl_global_init(char *err, size_t errlen);
+void sasl_global_deinit(void);
+
+/* NULL if libgsasl has no server side for `mechanism`. */
+struct sasl_exchange *sasl_start(const char *mechanism);
+
+enum sasl_step_result {
+    SASL_STEP_CHALLENGE, /* send *challenge (base64, may be empty) and wait for a response */
+    SASL_STEP_DONE,      /* the credentials are captured */
+    SASL_STEP_INVALID,   /* malformed response (bad base64, wrong PLAIN layout, ...) */
+};
+
+/* `response` is base64 without CRLF, or NULL when the client sent no initial response.
+ * *challenge is set (malloc'd) for SASL_STEP_CHALLENGE. */
+enum sasl_step_result sasl_step(struct sasl_exchange *x, const char *response, char **challenge);
+
+const char *sasl_authid(const struct sasl_exchange *x);
+const char *sasl_authzid(const struct sasl_exchange *x); /* NULL when none was given */
+const char *sasl_password(const struct sasl_exchange *x, size_t *len);
+
+/* Wipes the captured password. */
+void sasl_free(struct sasl_exchange *x);
+
+struct auth_mech;
+struct conn;
+
+/* One step of an AUTHENTICATE (IMAP) or AUTH (POP3) exchange, shared by both protocols:
+ * either sends the next "+ challenge" line and returns true (the next client line is the
+ * response), or ends the exchange (freeing *x) and hands the outcome to the auth pipeline,
+ * which calls `done` — then returns false. */
+bool sasl_continue(struct conn *c, void *session, struct sasl_exchange **x,
+                   const struct auth_mech *m, const char *response,
+                   void (*done)(void *session, struct auth_attempt *a,
+                                const struct auth_result *r));
+
+#endif
