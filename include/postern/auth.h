@@ -70,6 +70,9 @@ enum auth_reason {
 };
 
 const char *auth_reason_code(enum auth_reason r);
+/* Whether a refusal counts towards MaxAuthFailures: a verdict on the credentials, not the
+ * transport gate, an unknown mechanism or an unavailable directory. */
+bool auth_reason_is_failure(enum auth_reason r);
 
 struct auth_attempt {
     /* where and how */

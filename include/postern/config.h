@@ -59,8 +59,9 @@ struct directory_settings {
 /* The "logins { }" block: which login names work and how refusals behave (POLICY.md). */
 struct login_settings {
     struct login_rules rules;
-    bool block_privileged;     /* adminCount=1 and Domain/Enterprise/Schema Admins */
-    unsigned failure_delay_ms; /* every refusal waits this long before it is answered */
+    bool block_privileged;      /* adminCount=1 and Domain/Enterprise/Schema Admins */
+    unsigned failure_delay_ms;  /* every refusal waits this long before it is answered */
+    unsigned max_auth_failures; /* failed logins before the connection is closed */
 };
 
 struct config {

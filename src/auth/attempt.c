@@ -76,6 +76,23 @@ const char *auth_reason_code(enum auth_reason r)
     return (size_t)r < ARRAY_LEN(REASON_CODES) && REASON_CODES[r] ? REASON_CODES[r] : "unknown";
 }
 
+bool auth_reason_is_failure(enum auth_reason r)
+{
+    switch (r) {
+    case AUTH_REASON_NONE:
+    case AUTH_REASON_PLAINTEXT_REQUIRES_TLS:
+    case AUTH_REASON_MECH_UNSUPPORTED:
+    case AUTH_REASON_SASL_NOT_AVAILABLE:
+    case AUTH_REASON_NO_DIRECTORY:
+    case AUTH_REASON_SERVER_BUSY:
+    case AUTH_REASON_DIRECTORY_UNAVAILABLE:
+    case AUTH_REASON_DIRECTORY_ERROR:
+        return false;
+    default:
+        return true;
+    }
+}
+
 /* ---- context: directory + rules, published like TLS credentials ---------------------------- */
 
 struct auth_context {

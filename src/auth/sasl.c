@@ -15,6 +15,8 @@ static Gsasl *gsasl;
 
 struct sasl_exchange {
     Gsasl_session *session;
+    bool is_login; /* the LOGIN mechanism */
+    bool started;  /* the first step has run */
     char *authid, *authzid, *password;
     size_t password_len;
     bool captured;
@@ -71,12 +73,24 @@ struct sasl_exchange *sasl_start(const char *mechanism)
         return NULL;
     }
     gsasl_session_hook_set(x->session, x);
+    x->is_login = strcmp(mechanism, "LOGIN") == 0;
     return x;
 }
 
 enum sasl_step_result sasl_step(struct sasl_exchange *x, const char *response, char **challenge)
 {
     char *out = NULL; /* set only on OK/NEEDS_MORE (TECHNOTES §1: never free a stale one) */
+    if (!x->started && x->is_login && response && *response) {
+        /* libgsasl's LOGIN ignores an initial response and asks "User Name" first; clients
+         * (curl) send the user name as the initial response: answer that prompt with it. */
+        int rc0 = gsasl_step64(x->session, NULL, &out);
+        if (out)
+            gsasl_free(out);
+        out = NULL;
+        if (rc0 != GSASL_NEEDS_MORE)
+            return SASL_STEP_INVALID;
+    }
+    x->started = true;
     int rc = gsasl_step64(x->session, response, &out);
     if (rc == GSASL_NEEDS_MORE) {
         *challenge = xstrdup(out ? out : "");

@@ -519,6 +519,8 @@ static void logins_directive(struct parser *ps, const struct statement *st, void
         }
     } else if (is(st, "BlockPrivilegedAccounts")) {
         parse_bool(ps, st, &l->block_privileged);
+    } else if (is(st, "MaxAuthFailures")) {
+        parse_number(ps, st, COUNT, 1, 100, &l->max_auth_failures);
     } else if (is(st, "FailureDelay")) {
         unsigned seconds;
         if (parse_number(ps, st, DURATION, 0, 30, &seconds))
@@ -636,6 +638,7 @@ struct config *config_parse(const char *path, const char *text, size_t len, char
     for (int f = 0; f < LOGIN_FORM_COUNT; f++)
         c->logins.rules.override[f] = -1;
     c->logins.failure_delay_ms = 2000;
+    c->logins.max_auth_failures = 3;
     if (err && errlen)
         err[0] = '\0';
 

@@ -24,6 +24,7 @@ struct imap_session {
     struct imap_reader reader;
     unsigned bad_commands;
     bool waiting; /* a command waits for the auth pipeline; input is paused */
+    unsigned auth_failures;
     char *waiting_tag;
     struct sasl_exchange *sasl; /* AUTHENTICATE in progress: lines are SASL responses */
     const struct auth_mech *sasl_mech;
@@ -134,6 +135,11 @@ static void auth_finished(void *session, struct auth_attempt *a, const struct au
                   "[UNAVAILABLE] Authentication service unavailable, try again later");
         } else {
             reply(s, tag, "NO", "[AUTHENTICATIONFAILED] Authentication failed");
+        }
+        if (auth_reason_is_failure(r->reason) &&
+            ++s->auth_failures >= conn_config(s->conn)->logins.max_auth_failures) {
+            conn_printf(s->conn, "* BYE Too many authentication failures\r\n");
+            conn_close(s->conn, "too many authentication failures");
         }
         conn_pause_input(s->conn, false);
     }

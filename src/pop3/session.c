@@ -22,6 +22,7 @@ struct pop3_session {
     enum pop3_state state;
     char *user; /* from USER, until PASS */
     unsigned bad_commands;
+    unsigned auth_failures;
     bool discarding; /* skipping the rest of an over-long line */
     bool waiting;
     struct sasl_exchange *sasl; /* AUTH in progress: lines are SASL responses */
@@ -117,6 +118,9 @@ static void auth_finished(void *session, struct auth_attempt *a, const struct au
         err(s, "[SYS/TEMP] Authentication service unavailable, try again later");
     else
         err(s, "[AUTH] Authentication failed");
+    if (auth_reason_is_failure(r->reason) &&
+        ++s->auth_failures >= conn_config(s->conn)->logins.max_auth_failures)
+        conn_close(s->conn, "too many authentication failures");
     conn_pause_input(s->conn, false);
 }
 

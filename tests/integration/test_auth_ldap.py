@@ -357,3 +357,40 @@ def test_curl_sasl_plain(auth_server, test_ca, scheme, port_name, extra):
                        capture_output=True, text=True, timeout=20)
     ev = last_auth(auth_server, "asmith@example.test")
     assert (ev["mechanism"], ev["result"]) == ("PLAIN", "allow"), (r.stderr, ev)
+
+
+def test_authenticate_login_with_initial_response(auth_server, tls_ctx):
+    """curl sends the user name as LOGIN's initial response; the password prompt follows."""
+    with Wire(auth_server["imaps"], tls_context=tls_ctx) as w:
+        w.line()
+        w.send("a1 AUTHENTICATE LOGIN " + b64("jdoe") + "\r\n")
+        assert w.line() == "+ " + b64("Password")
+        w.send(b64(PW) + "\r\n")
+        assert w.line().startswith("a1 OK [CAPABILITY")
+    r = subprocess.run(["curl", "-sS", "--cacert", auth_server.tls.ca_cert, "--connect-to",
+                        "localhost:%d:127.0.0.1:%d" % (auth_server["imaps"], auth_server["imaps"]),
+                        "-u", "asmith@example.test:%s" % PW, "--login-options", "AUTH=LOGIN",
+                        "imaps://localhost:%d/" % auth_server["imaps"]],
+                       capture_output=True, text=True, timeout=20)
+    ev = last_auth(auth_server, "asmith@example.test")
+    assert (ev["mechanism"], ev["result"]) == ("LOGIN", "allow"), (r.stderr, ev)
+
+
+def test_connection_closed_after_max_auth_failures(slapd, server_tls, tls_ctx, make_server):
+    d = new_dir()
+    s = make_server(directory=d, global_extra=postern.directory_block(
+        slapd, d, logins="FailureDelay 0s\n    MaxAuthFailures 2"))
+    with Wire(s["imaps"], tls_context=tls_ctx) as w:
+        w.line()
+        assert w.command("a1", "LOGIN jdoe wrong1")[-1].startswith("a1 NO")
+        w.send("a2 LOGIN jdoe wrong2\r\n")
+        assert w.line().startswith("a2 NO [AUTHENTICATIONFAILED]")
+        assert w.line() == "* BYE Too many authentication failures"
+        assert w.closed()
+    with Wire(s["pop3s"], tls_context=tls_ctx) as w:
+        w.line()
+        for i in range(2):
+            w.send("USER jdoe\r\nPASS wrong%d\r\n" % i)
+            assert w.line() == "+OK"
+            assert w.line() == "-ERR [AUTH] Authentication failed"
+        assert w.closed()
