@@ -158,6 +158,19 @@ static int wait_result(struct directory *d, LDAP *ld, int msgid, LDAPMessage **r
     return LDAP_SUCCESS;
 }
 
+/* Waits for the answer to `msgid` (bounded by our timeout) and returns its result code, or
+ * the libldap error that prevented one; *diag gets the diagnostic message if asked for. */
+static int operation_result(struct directory *d, LDAP *ld, int msgid, char **diag)
+{
+    LDAPMessage *res;
+    int rc = wait_result(d, ld, msgid, &res);
+    if (rc != LDAP_SUCCESS)
+        return rc;
+    int code = LDAP_OTHER;
+    rc = ldap_parse_result(ld, res, &code, NULL, diag, NULL, NULL, 1);
+    return rc != LDAP_SUCCESS ? rc : code;
+}
+
 /* A simple bind with an explicit timeout (ldap_sasl_bind_s would wait as long as
  * LDAP_OPT_TIMEOUT says, which the API does not promise for every synchronous call).
  * *diag gets the server's diagnostic message (AD's "... data 52e ..."), to be ldap_memfree'd. */
@@ -171,15 +184,7 @@ static int simple_bind(struct directory *d, LDAP *ld, const char *dn, const char
     if (diag != NULL)
         *diag = NULL;
     int rc = ldap_sasl_bind(ld, dn, LDAP_SASL_SIMPLE, &cred, NULL, NULL, &msgid);
-    if (rc != LDAP_SUCCESS)
-        return rc;
-    LDAPMessage *res;
-    rc = wait_result(d, ld, msgid, &res);
-    if (rc != LDAP_SUCCESS)
-        return rc;
-    int code = LDAP_OTHER;
-    rc = ldap_parse_result(ld, res, &code, NULL, diag, NULL, NULL, 1);
-    return rc != LDAP_SUCCESS ? rc : code;
+    return rc != LDAP_SUCCESS ? rc : operation_result(d, ld, msgid, diag);
 }
 
 /* StartTLS as two steps, so that the extended operation gets our timeout; the handshake
@@ -188,19 +193,9 @@ static int start_tls(struct directory *d, LDAP *ld)
 {
     int msgid = -1;
     int rc = ldap_start_tls(ld, NULL, NULL, &msgid);
-    if (rc != LDAP_SUCCESS)
-        return rc;
-    LDAPMessage *res;
-    rc = wait_result(d, ld, msgid, &res);
-    if (rc != LDAP_SUCCESS)
-        return rc;
-    int code = LDAP_OTHER;
-    rc = ldap_parse_result(ld, res, &code, NULL, NULL, NULL, NULL, 1);
-    if (rc != LDAP_SUCCESS)
-        return rc;
-    if (code != LDAP_SUCCESS)
-        return code;
-    return ldap_install_tls(ld);
+    if (rc == LDAP_SUCCESS)
+        rc = operation_result(d, ld, msgid, NULL);
+    return rc != LDAP_SUCCESS ? rc : ldap_install_tls(ld);
 }
 
 /* ------------------------------------------------------------------------------------------ */
