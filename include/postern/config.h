@@ -62,6 +62,8 @@ struct login_settings {
     bool block_privileged;      /* adminCount=1 and Domain/Enterprise/Schema Admins */
     unsigned failure_delay_ms;  /* every refusal waits this long before it is answered */
     unsigned max_auth_failures; /* failed logins before the connection is closed */
+    unsigned penalty_after;     /* failures per address or name before penalties (0: off) */
+    unsigned penalty_max_ms;    /* longest penalty */
 };
 
 struct config {

@@ -15,6 +15,7 @@
 #include "postern/conn.h"
 #include "postern/directory.h"
 #include "postern/log.h"
+#include "postern/penalty.h"
 #include "postern/policy.h"
 #include "postern/resolve.h"
 #include "postern/util.h"
@@ -67,6 +68,8 @@ static const char *const REASON_CODES[] = {
     [AUTH_REASON_INVALID_CREDENTIALS] = "invalid_credentials",
     [AUTH_REASON_LOGON_HOURS] = "logon_hours",
     [AUTH_REASON_WORKSTATION_RESTRICTION] = "workstation_restriction",
+    [AUTH_REASON_PENALTY_CLIENT] = "penalty_client_address",
+    [AUTH_REASON_PENALTY_LOGIN] = "penalty_login_name",
     [AUTH_REASON_DIRECTORY_UNAVAILABLE] = "directory_unavailable",
     [AUTH_REASON_DIRECTORY_ERROR] = "directory_error",
 };
@@ -449,11 +452,25 @@ static void answer(void *arg)
     free(p);
 }
 
+static struct penalty_rules penalty_rules_of(const struct config *c)
+{
+    struct penalty_rules r = {.after = c->directory.configured ? c->logins.penalty_after : 0,
+                              .max_ms = c->logins.penalty_max_ms};
+    return r;
+}
+
 static void finish(struct pending *p)
 {
     if (p->attempt->secret)
         wipe(p->attempt->secret, p->attempt->secret_len);
     p->result.latency_ms = now_ms() - p->started_ms;
+    enum auth_reason reason = p->result.reason;
+    if (p->result.allow ||
+        (auth_reason_is_failure(reason) && reason != AUTH_REASON_PENALTY_CLIENT &&
+         reason != AUTH_REASON_PENALTY_LOGIN)) {
+        struct penalty_rules rules = penalty_rules_of(p->config);
+        penalty_record(&rules, &p->attempt->peer, p->attempt->login, p->result.allow, now_ms());
+    }
     audit_auth(p->attempt, &p->result);
     /* Every refusal after the gate is answered FailureDelay after the attempt began, so that
      * neither timing nor text tells an unknown user from a wrong password (OpenSMTPD's
@@ -490,6 +507,15 @@ void auth_start(struct conn *c, void *session, struct auth_attempt *a, auth_done
     /* The gate: credentials that LoginType forbids here are never checked (POLICY.md §2). */
     if (!policy_mech_allowed(a->login_type, a->tls, a->mech)) {
         p->result.reason = AUTH_REASON_PLAINTEXT_REQUIRES_TLS;
+        finish(p);
+        return;
+    }
+    /* Brute-force penalty: while it runs, the directory is not asked at all. */
+    struct penalty_rules rules = penalty_rules_of(p->config);
+    bool by_client = false;
+    if (penalty_check(&rules, &a->peer, a->login, now_ms(), &by_client) > 0) {
+        p->result.reason = by_client ? AUTH_REASON_PENALTY_CLIENT : AUTH_REASON_PENALTY_LOGIN;
+        p->delay_ms = p->config->logins.failure_delay_ms;
         finish(p);
         return;
     }

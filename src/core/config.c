@@ -519,6 +519,12 @@ static void logins_directive(struct parser *ps, const struct statement *st, void
         }
     } else if (is(st, "BlockPrivilegedAccounts")) {
         parse_bool(ps, st, &l->block_privileged);
+    } else if (is(st, "PenaltyAfter")) {
+        parse_number(ps, st, COUNT, 0, 1000, &l->penalty_after);
+    } else if (is(st, "PenaltyMax")) {
+        unsigned seconds;
+        if (parse_number(ps, st, DURATION, 1, 86400, &seconds))
+            l->penalty_max_ms = seconds * 1000u;
     } else if (is(st, "MaxAuthFailures")) {
         parse_number(ps, st, COUNT, 1, 100, &l->max_auth_failures);
     } else if (is(st, "FailureDelay")) {
@@ -639,6 +645,8 @@ struct config *config_parse(const char *path, const char *text, size_t len, char
         c->logins.rules.override[f] = -1;
     c->logins.failure_delay_ms = 2000;
     c->logins.max_auth_failures = 3;
+    c->logins.penalty_after = 5;
+    c->logins.penalty_max_ms = 15 * 60 * 1000;
     if (err && errlen)
         err[0] = '\0';
 

@@ -396,3 +396,34 @@ def test_connection_closed_after_max_auth_failures(slapd, server_tls, tls_ctx, m
             assert w.line() == "+OK"
             assert w.line() == "-ERR [AUTH] Authentication failed"
         assert w.closed()
+
+
+def test_penalties_per_address_and_per_login(slapd, server_tls, tls_ctx, make_server):
+    d = new_dir()
+    s = make_server(directory=d, global_extra=postern.directory_block(
+        slapd, d, logins="FailureDelay 0s\n    PenaltyAfter 3\n    PenaltyMax 2s\n"
+                         "    MaxAuthFailures 100"))
+    start = len(open(slapd.log_path).read())
+    with Wire(s["imaps"], tls_context=tls_ctx) as w:
+        w.line()
+        for i in range(3):
+            assert w.command("a%d" % i, "LOGIN jdoe wrong%d" % i)[-1].startswith("a%d NO" % i)
+        # penalised now: even the right password is refused, and the directory is not asked
+        binds = open(slapd.log_path).read()[start:].count('BIND dn="cn=John Doe')
+        reply = w.command("b1", "LOGIN jdoe %s" % PW)
+        assert reply[-1] == "b1 NO [AUTHENTICATIONFAILED] Authentication failed"
+        assert open(slapd.log_path).read()[start:].count('BIND dn="cn=John Doe') == binds
+    assert last_auth(s, "jdoe")["reason"] in ("penalty_client_address", "penalty_login_name")
+    # another client address is penalised for the same login name
+    with Wire(s["imaps"], tls_context=tls_ctx, source="127.0.0.9") as w:
+        w.line()
+        assert w.command("c1", "LOGIN jdoe %s" % PW)[-1].startswith("c1 NO")
+        assert last_auth(s, "jdoe")["reason"] == "penalty_login_name"
+        # ... and the penalised address is refused for other names too
+    with Wire(s["imaps"], tls_context=tls_ctx) as w:
+        w.line()
+        assert w.command("d1", "LOGIN asmith@example.test %s" % PW)[-1].startswith("d1 NO")
+        assert last_auth(s, "asmith@example.test")["reason"] == "penalty_client_address"
+    time.sleep(1.3)  # the first penalty is 1 s
+    ok, _, _ = imap_login(s, tls_ctx, "jdoe")
+    assert ok
