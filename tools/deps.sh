@@ -9,6 +9,7 @@ libevent-dev libgnutls28-dev libldap-dev libkrb5-dev libgsasl-dev libcmocka-dev
 clang libclang-rt-14-dev clang-tidy clang-format cppcheck
 gnutls-bin openssl curl
 slapd ldap-utils krb5-kdc krb5-admin-server krb5-user
+samba samba-ad-dc samba-ad-provision samba-dsdb-modules python3-samba winbind ldb-tools
 python3 python3-pytest
 iproute2 procps
 "
@@ -28,8 +29,8 @@ if [ "$(id -u)" -ne 0 ]; then
     echo "make deps: run as root (or install the packages above yourself)" >&2
     exit 1
 fi
-# Package scripts must not start system-wide slapd or krb5kdc: tests start their own on
-# loopback. policy-rc.d (exit 101) tells invoke-rc.d not to start services.
+# Package scripts must not start system-wide slapd, krb5kdc or samba/smbd/nmbd/winbind: tests
+# start their own on loopback. policy-rc.d (exit 101) tells invoke-rc.d not to start services.
 guard=""
 if [ ! -e /usr/sbin/policy-rc.d ]; then
     printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d

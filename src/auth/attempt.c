@@ -349,6 +349,42 @@ static void keep_account(struct auth_result *r, const struct account *a, const s
     r->mailbox_key = owner->guid ? xstrdup(owner->guid) : NULL;
 }
 
+/* Membership of a privileged group through nested groups: AD evaluates it itself with the
+ * transitive matching rule LDAP_MATCHING_RULE_IN_CHAIN (MS-ADTS 3.1.1.3.4.4); other
+ * directories have only direct memberOf, which account_blocked() already checked. */
+static enum auth_reason nested_privileged(struct auth_context *ctx, const struct account *a)
+{
+    if (!ctx->naming.is_active_directory || ctx->n_privileged_groups == 0)
+        return AUTH_REASON_NONE;
+    size_t cap = 128, n = 0;
+    char *dn = directory_escape_filter_value(a->dn, strlen(a->dn));
+    cap += strlen(dn);
+    for (size_t i = 0; i < ctx->n_privileged_groups; i++)
+        cap += 3 * strlen(ctx->privileged_groups[i]) + 48;
+    char *filter = xmalloc(cap);
+    n += (size_t)snprintf(filter + n, cap - n, "(&(distinguishedName=%s)(|", dn);
+    free(dn);
+    for (size_t i = 0; i < ctx->n_privileged_groups; i++) {
+        const char *g = ctx->privileged_groups[i];
+        char *esc = directory_escape_filter_value(g, strlen(g));
+        n += (size_t)snprintf(filter + n, cap - n, "(memberOf:1.2.840.113556.1.4.1941:=%s)", esc);
+        free(esc);
+    }
+    snprintf(filter + n, cap - n, "))");
+    struct account **found = NULL;
+    size_t n_found = 0, matched = 0;
+    const char *server;
+    enum directory_status st =
+        directory_find_accounts(ctx->dir, filter, &found, &n_found, 1, &matched, &server);
+    free(filter);
+    directory_free_accounts(found, n_found);
+    if (st == DIRECTORY_UNAVAILABLE)
+        return AUTH_REASON_DIRECTORY_UNAVAILABLE;
+    if (st != DIRECTORY_OK)
+        return AUTH_REASON_DIRECTORY_ERROR; /* fail closed: we could not tell */
+    return matched > 0 ? AUTH_REASON_PRIVILEGED_ACCOUNT : AUTH_REASON_NONE;
+}
+
 /* The directory part of the pipeline, on a worker thread. */
 static void run_directory_steps(void *arg)
 {
@@ -405,6 +441,8 @@ static void run_directory_steps(void *arg)
                                     (const char *const *)ctx->privileged_groups,
                                     ctx->n_privileged_groups, filetime_from_unix(now.tv_sec));
     }
+    if (r->reason == AUTH_REASON_NONE && c->logins.block_privileged)
+        r->reason = nested_privileged(ctx, res.account);
     if (r->reason == AUTH_REASON_NONE && res.alias_mismatch)
         r->reason = AUTH_REASON_ALIAS_NOT_ACCOUNT_NAME;
     if (r->reason == AUTH_REASON_NONE && res.mailbox_owner)

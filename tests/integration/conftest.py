@@ -109,3 +109,24 @@ def server(server_tls):
 @pytest.fixture(scope="session")
 def tls_ctx(test_ca):
     return client_context(test_ca["cert"])
+
+
+# ============================================================================
+# Samba AD DC lab: one real Samba Active Directory domain controller per test
+# session (realm CORP.EXAMPLE.TEST, NetBIOS CORP), provisioned in a pytest tmp
+# dir and bound to one loopback address (127.0.0.12, or the next free one).
+# Provisioning takes ~10 s, hence session scope. Logic lives in tests/lab/samba.py.
+# ============================================================================
+
+@pytest.fixture(scope="session")
+def samba_dc(tmp_path_factory):
+    """Started SambaDC with postern's test accounts (see tests/lab/samba.py); samba.log
+    (with every authentication) stays in the session's tmp dir after the run."""
+    from tests.lab import samba as samba_lab
+    dc = samba_lab.SambaDC(tmp_path_factory.mktemp("samba-dc"), host=samba_lab.free_address())
+    with dc:
+        yield dc
+
+# ============================================================================
+# End of Samba AD DC lab fixtures.
+# ============================================================================
