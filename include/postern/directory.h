@@ -48,10 +48,11 @@ struct account {
     int64_t account_expires; /* FILETIME; 0 when absent (0 and INT64_MAX mean never) */
     int64_t lockout_time;    /* FILETIME; 0 when absent */
     bool has_pwd_last_set;
-    int64_t pwd_last_set; /* FILETIME; 0 = must change */
-    int admin_count;      /* adminCount, 0 when absent */
-    bool is_computer;     /* objectClass computer, or sAMAccountName ending in '$' */
-    char **member_of;     /* memberOf DNs (direct groups) */
+    int64_t pwd_last_set;       /* FILETIME; 0 = must change */
+    int admin_count;            /* adminCount, 0 when absent */
+    uint32_t primary_group_rid; /* primaryGroupID (513 Domain Users), 0 when absent */
+    bool is_computer;           /* objectClass computer, or sAMAccountName ending in '$' */
+    char **member_of;           /* memberOf DNs (direct groups) */
     size_t n_member_of;
     char **protocol_settings; /* Exchange protocolSettings values */
     size_t n_protocol_settings;

@@ -765,6 +765,7 @@ static const char *const ACCOUNT_ATTRS[] = {
     "lockoutTime",
     "pwdLastSet",
     "adminCount",
+    "primaryGroupID",
     "objectClass",
     /* Operational on OpenLDAP (memberof overlay): also only by name. */
     "memberOf",
@@ -951,6 +952,12 @@ static struct account *decode_account(LDAP *ld, LDAPMessage *entry, struct decod
             decode_fail(e, "adminCount", "out of range");
         else
             a->admin_count = (int)v;
+    }
+    if (get_int64(ld, entry, "primaryGroupID", &v, &present, e)) {
+        if (v < 0 || v > UINT32_MAX)
+            decode_fail(e, "primaryGroupID", "out of range");
+        else
+            a->primary_group_rid = (uint32_t)v;
     }
 
     size_t n_classes = 0;

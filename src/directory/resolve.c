@@ -104,7 +104,9 @@ void resolve_login(struct directory *d, const struct domain_names *names,
             } else {
                 if (b)
                     account_free(b);
-                if (r != AUTH_REASON_UNKNOWN_ACCOUNT)
+                /* an account with a UPN of its own is not found by its implicit one; only a
+                 * directory failure is worth reporting instead of unknown_account */
+                if (r != AUTH_REASON_UNKNOWN_ACCOUNT && r != AUTH_REASON_NONE)
                     out->reason = r;
             }
         }

@@ -72,7 +72,10 @@ enum auth_reason account_blocked(const struct account *a, enum protocol protocol
     if ((computed | uac) & UAC_PASSWORD_EXPIRED)
         return AUTH_REASON_PASSWORD_EXPIRED;
     if (block_privileged) {
-        if (a->admin_count == 1)
+        /* AD lists no memberOf for the primary group: an account whose primary group is
+         * Domain Admins (512), Schema Admins (518) or Enterprise Admins (519) is found here. */
+        if (a->admin_count == 1 || a->primary_group_rid == 512 || a->primary_group_rid == 518 ||
+            a->primary_group_rid == 519)
             return AUTH_REASON_PRIVILEGED_ACCOUNT;
         for (size_t i = 0; i < a->n_member_of; i++)
             for (size_t j = 0; j < n_privileged_groups; j++)

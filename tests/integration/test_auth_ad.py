@@ -217,10 +217,6 @@ def test_refused_logins_look_alike(ad_server, samba_dc, tls_ctx, login, kind, re
         assert ev["directory_server"] == samba_dc.uri, ev
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: sam@domain for an account whose own UPN differs "
-                   "(upnother, UPN other.name@...) is refused as directory_error with "
-                   "[UNAVAILABLE]: resolve.c's implicit-UPN step leaves reason NONE and no "
-                   "account, and skips the mail/proxyAddresses step")
 def test_implicit_upn_of_an_account_with_another_upn(ad_server, samba_dc, tls_ctx):
     """postern.conf(5), LOGIN NAMES: the implicit UPN counts only for an account without a
     userPrincipalName; else step 3 (mail, proxyAddresses) follows, which finds nothing here:
@@ -458,9 +454,6 @@ def test_block_privileged_accounts_nested_member(privileged_server, samba_dc, tl
     assert not binds_for(samba_dc.auth_log()[before:], "nested1", samba_dc.dn_of("nested1"))
 
 
-@pytest.mark.xfail(strict=True, reason="postern does not follow primaryGroupID (postern.conf(5), "
-                   "BLOCKED ACCOUNTS): AD lists no memberOf for the primary group, so an "
-                   "account whose primary group is Domain Admins is allowed")
 def test_block_privileged_accounts_primary_group(privileged_server, samba_dc, tls_ctx):
     ok, _ = imap_login(privileged_server, tls_ctx, "primary1", samba_dc.password)
     ev = last_auth(privileged_server, "primary1")

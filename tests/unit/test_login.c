@@ -180,6 +180,13 @@ static void test_privileged_and_protocols(void **state)
     assert_int_equal(account_blocked(&a, PROTOCOL_IMAP, true, NULL, 0, NOW),
                      AUTH_REASON_PRIVILEGED_ACCOUNT);
     a = normal();
+    a.primary_group_rid = 512; /* Domain Admins as primary group: no memberOf for it */
+    assert_int_equal(account_blocked(&a, PROTOCOL_IMAP, false, NULL, 0, NOW), AUTH_REASON_NONE);
+    assert_int_equal(account_blocked(&a, PROTOCOL_IMAP, true, NULL, 0, NOW),
+                     AUTH_REASON_PRIVILEGED_ACCOUNT);
+    a.primary_group_rid = 513;
+    assert_int_equal(account_blocked(&a, PROTOCOL_IMAP, true, NULL, 0, NOW), AUTH_REASON_NONE);
+    a = normal();
     char *groups[] = {"CN=Domain Admins,CN=Users,DC=example,DC=test"};
     a.member_of = groups;
     a.n_member_of = 1;
