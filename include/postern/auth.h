@@ -65,6 +65,7 @@ enum auth_reason {
     AUTH_REASON_INVALID_CREDENTIALS,
     AUTH_REASON_LOGON_HOURS,
     AUTH_REASON_WORKSTATION_RESTRICTION,
+    AUTH_REASON_SESSION_LIMIT,  /* MaxConnectionsPerUser sessions of the account exist */
     AUTH_REASON_PENALTY_CLIENT, /* too many failures from this address: not even asked */
     AUTH_REASON_PENALTY_LOGIN,  /* too many failures for this login name */
     AUTH_REASON_DIRECTORY_UNAVAILABLE,

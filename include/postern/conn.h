@@ -50,6 +50,10 @@ bool conn_tls_active(const struct conn *c);
 void conn_pause_input(struct conn *c, bool pause);
 void conn_set_timeout(struct conn *c, unsigned seconds);
 
+/* After a successful login: take one of `max` session slots of the account (keyed by a
+ * rename-proof id); false when all are taken. The slot is released when the connection ends. */
+bool conn_claim_account(struct conn *c, const char *account_key, unsigned max);
+
 const struct listener_config *conn_listener(const struct conn *c);
 const struct config *conn_config(const struct conn *c);
 const struct protocol_settings *conn_protocol_settings(const struct conn *c);

@@ -68,6 +68,7 @@ static const char *const REASON_CODES[] = {
     [AUTH_REASON_INVALID_CREDENTIALS] = "invalid_credentials",
     [AUTH_REASON_LOGON_HOURS] = "logon_hours",
     [AUTH_REASON_WORKSTATION_RESTRICTION] = "workstation_restriction",
+    [AUTH_REASON_SESSION_LIMIT] = "session_limit",
     [AUTH_REASON_PENALTY_CLIENT] = "penalty_client_address",
     [AUTH_REASON_PENALTY_LOGIN] = "penalty_login_name",
     [AUTH_REASON_DIRECTORY_UNAVAILABLE] = "directory_unavailable",
@@ -90,6 +91,7 @@ bool auth_reason_is_failure(enum auth_reason r)
     case AUTH_REASON_SERVER_BUSY:
     case AUTH_REASON_DIRECTORY_UNAVAILABLE:
     case AUTH_REASON_DIRECTORY_ERROR:
+    case AUTH_REASON_SESSION_LIMIT:
         return false;
     default:
         return true;
@@ -502,6 +504,19 @@ static void finish(struct pending *p)
     if (p->attempt->secret)
         wipe(p->attempt->secret, p->attempt->secret_len);
     p->result.latency_ms = now_ms() - p->started_ms;
+    if (p->result.allow && !conn_is_closing(p->conn)) {
+        /* MaxConnectionsPerUser (Exchange): sessions of one account per protocol, counted
+         * by its rename-proof id. Decided here so the audit record says so. */
+        const struct auth_result *r = &p->result;
+        const char *id = r->mailbox_key ? r->mailbox_key : r->account_dn;
+        char key[600];
+        snprintf(key, sizeof(key), "%s:%s", protocol_name(p->attempt->protocol), id ? id : "");
+        if (!conn_claim_account(p->conn, key,
+                                conn_protocol_settings(p->conn)->max_connections_per_user)) {
+            p->result.allow = false;
+            p->result.reason = AUTH_REASON_SESSION_LIMIT;
+        }
+    }
     enum auth_reason reason = p->result.reason;
     if (p->result.allow ||
         (auth_reason_is_failure(reason) && reason != AUTH_REASON_PENALTY_CLIENT &&

@@ -123,6 +123,8 @@ static void auth_finished(void *session, struct auth_attempt *a, const struct au
                   "configured)");
         } else if (r->reason == AUTH_REASON_MECH_UNSUPPORTED) {
             reply(s, tag, "NO", "[CANNOT] Unsupported authentication mechanism");
+        } else if (r->reason == AUTH_REASON_SESSION_LIMIT) {
+            reply(s, tag, "NO", "[LIMIT] Too many sessions for this account");
         } else if (r->reason == AUTH_REASON_INVALID_INPUT) {
             reply(s, tag, "BAD", "Invalid SASL response");
         } else if (r->reason == AUTH_REASON_SASL_NOT_AVAILABLE) {

@@ -58,8 +58,9 @@ struct conn {
     bool closing; /* flushing the last output */
     bool dead;    /* socket closed; memory waits for callbacks and jobs */
     bool paused;
-    int busy; /* nesting of protocol callbacks running now */
-    int jobs; /* worker jobs not yet completed */
+    int busy;            /* nesting of protocol callbacks running now */
+    char *account_scope; /* MaxConnectionsPerUser slot held, or NULL */
+    int jobs;            /* worker jobs not yet completed */
 };
 
 static void on_read(evutil_socket_t fd, short what, void *arg);
@@ -369,6 +370,11 @@ static void destroy(struct conn *c)
     limits_release("", &c->peer);
     limits_release(c->listener->lc->name, &c->peer);
     limits_release(c->listener->lc->name, NULL);
+    if (c->account_scope) {
+        limits_release(c->account_scope, NULL);
+        free(c->account_scope);
+        c->account_scope = NULL;
+    }
     atomic_fetch_sub(c->env.total, 1);
     log_debug("conn %llu from %s closed", (unsigned long long)c->id, c->peer_text);
 }
@@ -657,4 +663,22 @@ int conn_take_line(struct conn *c, size_t max, char **line, size_t *len)
     *line = buf;
     *len = n;
     return 1;
+}
+
+bool conn_claim_account(struct conn *c, const char *account_key, unsigned max)
+{
+    if (c->dead || c->account_scope)
+        return false;
+    size_t n = strlen(account_key) + 16;
+    char *scope = xmalloc(n);
+    /* A scope of its own in the limits table: "account:" cannot clash with a listener name
+     * there because listener scopes are only ever used with an address or as totals. */
+    snprintf(scope, n, "account:%s", account_key);
+    if (!limits_acquire(scope, NULL, max)) {
+        limits_release(scope, NULL);
+        free(scope);
+        return false;
+    }
+    c->account_scope = scope;
+    return true;
 }

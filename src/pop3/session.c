@@ -108,6 +108,8 @@ static void auth_finished(void *session, struct auth_attempt *a, const struct au
         err(s, "[SYS/TEMP] Login is not yet available on this server (no directory configured)");
     else if (r->reason == AUTH_REASON_MECH_UNSUPPORTED)
         err(s, "Unsupported authentication mechanism");
+    else if (r->reason == AUTH_REASON_SESSION_LIMIT)
+        err(s, "[SYS/TEMP] Too many sessions for this account");
     else if (r->reason == AUTH_REASON_INVALID_INPUT)
         err(s, "Invalid SASL response");
     else if (r->reason == AUTH_REASON_SASL_NOT_AVAILABLE)

@@ -427,3 +427,33 @@ def test_penalties_per_address_and_per_login(slapd, server_tls, tls_ctx, make_se
     time.sleep(1.3)  # the first penalty is 1 s
     ok, _, _ = imap_login(s, tls_ctx, "jdoe")
     assert ok
+
+
+def test_max_connections_per_user(slapd, server_tls, tls_ctx, make_server):
+    d = new_dir()
+    s = make_server(directory=d, imap_extra="MaxConnectionsPerUser 2",
+                    global_extra=postern.directory_block(slapd, d))
+    held = []
+    for i in range(2):
+        w = Wire(s["imaps"], tls_context=tls_ctx)
+        w.line()
+        assert w.command("a", "LOGIN jdoe %s" % PW)[-1].startswith("a OK")
+        held.append(w)
+    with Wire(s["imaps"], tls_context=tls_ctx) as w:
+        w.line()
+        # the same account under another name is the same account
+        reply = w.command("b", 'LOGIN "EXAMPLE\\\\jdoe" %s' % PW)
+        assert reply[-1] == "b NO [LIMIT] Too many sessions for this account", reply
+    assert last_auth(s, "EXAMPLE\\jdoe")["reason"] == "session_limit"
+    # POP3 counts its own sessions
+    p = poplib.POP3_SSL("127.0.0.1", s["pop3s"], context=tls_ctx)
+    p.user("jdoe")
+    assert p.pass_(PW).startswith(b"+OK")
+    p.quit()
+    held.pop().close()
+    deadline = time.monotonic() + 5
+    while not imap_login(s, tls_ctx, "jdoe")[0]:
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+    for w in held:
+        w.close()
