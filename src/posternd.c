@@ -233,6 +233,7 @@ int main(int argc, char **argv)
         log_error("libevent has no thread support");
         return 1;
     }
+    audit_set_syslog(c->audit_syslog);
     if (!audit_open(c->audit_log, err, sizeof(err))) {
         log_error("AuditLog %s", err);
         return 1;

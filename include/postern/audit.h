@@ -13,6 +13,8 @@ struct auth_result;
 
 /* Opens (or, on reload, reopens for log rotation) the audit file; NULL path disables it. */
 bool audit_open(const char *path, char *err, size_t errlen);
+/* Also send every record to syslog (facility authpriv), or stop doing so. */
+void audit_set_syslog(bool on);
 void audit_close(void);
 
 /* One function per event kind; each writes exactly one record. */

@@ -74,6 +74,7 @@ struct config {
     enum log_level log_level;
     char *pid_file;
     char *audit_log;
+    bool audit_syslog;
     unsigned io_threads; /* 0: one per core */
     unsigned worker_threads;
     unsigned worker_queue;

@@ -6,6 +6,7 @@
 #include <pthread.h>
 #include <stdio.h>
 #include <string.h>
+#include <syslog.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -14,6 +15,14 @@
 
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static int audit_fd = -1;
+static bool to_syslog;
+
+void audit_set_syslog(bool on)
+{
+    pthread_mutex_lock(&lock);
+    to_syslog = on;
+    pthread_mutex_unlock(&lock);
+}
 
 bool audit_open(const char *path, char *err, size_t errlen)
 {
@@ -130,6 +139,8 @@ static void emit(const char *line, size_t len)
     pthread_mutex_lock(&lock);
     if (audit_fd >= 0 && write(audit_fd, line, len) != (ssize_t)len)
         log_error("audit log: write failed: %s", strerror(errno));
+    if (to_syslog) /* the same JSON, without its line end; authpriv keeps it from mail logs */
+        syslog(LOG_AUTHPRIV | LOG_INFO, "%.*s", (int)(len > 0 ? len - 1 : 0), line);
     pthread_mutex_unlock(&lock);
 }
 

@@ -317,6 +317,17 @@ static bool is(const struct statement *st, const char *name)
     return ascii_casecmp(st->argv[0], name) == 0;
 }
 
+static bool parse_bool(struct parser *ps, const struct statement *st, bool *out)
+{
+    static const struct keyword BOOLS[] = {{"yes", 1},   {"no", 0}, {"true", 1},
+                                           {"false", 0}, {"on", 1}, {"off", 0}};
+    int v;
+    if (!parse_keyword(ps, st, BOOLS, ARRAY_LEN(BOOLS), &v))
+        return false;
+    *out = v != 0;
+    return true;
+}
+
 static void protocol_directive(struct parser *ps, const struct statement *st,
                                struct protocol_settings *p, enum protocol proto)
 {
@@ -394,6 +405,8 @@ static void global_directive(struct parser *ps, const struct statement *st, stru
         parse_string(ps, st, &c->pid_file);
     else if (is(st, "AuditLog"))
         parse_string(ps, st, &c->audit_log);
+    else if (is(st, "AuditSyslog"))
+        parse_bool(ps, st, &c->audit_syslog);
     else if (is(st, "IOThreads"))
         parse_number(ps, st, COUNT, 0, 256, &c->io_threads);
     else if (is(st, "WorkerThreads"))
@@ -420,17 +433,6 @@ static void global_directive(struct parser *ps, const struct statement *st, stru
         parse_number(ps, st, DURATION, 1, 600, &c->tls_handshake_timeout);
     else
         fail(ps, st->line, "unknown directive '%s'", st->argv[0]);
-}
-
-static bool parse_bool(struct parser *ps, const struct statement *st, bool *out)
-{
-    static const struct keyword BOOLS[] = {{"yes", 1},   {"no", 0}, {"true", 1},
-                                           {"false", 0}, {"on", 1}, {"off", 0}};
-    int v;
-    if (!parse_keyword(ps, st, BOOLS, ARRAY_LEN(BOOLS), &v))
-        return false;
-    *out = v != 0;
-    return true;
 }
 
 /* Appends every value of the statement to a string list. */

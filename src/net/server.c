@@ -349,6 +349,7 @@ static void reload(struct server *s)
     config_unref(s->config);
     s->config = c;
     log_setup(c->log_target, c->log_level, "posternd");
+    audit_set_syslog(c->audit_syslog);
     if (!audit_open(c->audit_log, err, sizeof(err)))
         log_error("audit log: %s", err);
     log_info("configuration reloaded: %zu listeners", s->n_listeners);

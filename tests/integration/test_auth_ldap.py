@@ -457,3 +457,46 @@ def test_max_connections_per_user(slapd, server_tls, tls_ctx, make_server):
         time.sleep(0.1)
     for w in held:
         w.close()
+
+
+def test_audit_records_also_go_to_syslog(slapd, server_tls, tls_ctx, tmp_path):
+    """AuditSyslog yes: the same JSON record reaches syslog (a private /dev/log: posternd runs
+    in its own mount namespace whose /dev holds our datagram socket)."""
+    import json
+    import shutil
+    import socket
+    if os.geteuid() != 0 or shutil.which("unshare") is None:
+        pytest.skip("needs root and unshare for a private /dev/log")
+    d = new_dir()
+    fakedev = os.path.join(d, "dev")
+    os.makedirs(fakedev)
+    receiver = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    receiver.bind(os.path.join(fakedev, "log"))
+    os.chmod(os.path.join(fakedev, "log"), 0o666)
+    receiver.settimeout(10)
+    s = postern.Posternd(server_tls, directory=d,
+                         global_extra="AuditSyslog yes\n" + postern.directory_block(slapd, d))
+    s.write_config()
+    script = ("set -e; mount --make-rprivate /; "
+              "for f in null zero random urandom; do touch %(dev)s/$f; "
+              "mount --bind /dev/$f %(dev)s/$f; done; mount --bind %(dev)s /dev; "
+              "exec %(bin)s -f -c %(conf)s") % {"dev": fakedev, "bin": postern.binary(),
+                                                  "conf": s.conf}
+    from tests.lab import daemon
+    s.proc = daemon.spawn(["unshare", "-m", "sh", "-c", script], s.log)
+    try:
+        daemon.wait_ready(s.proc, s.ready, "posternd", s.log)
+        assert imap_login(s, tls_ctx, "jdoe")[0]
+        deadline = time.monotonic() + 10
+        records = []
+        while time.monotonic() < deadline:
+            msg = receiver.recv(65536).decode("utf-8", "replace")
+            if '"event":"auth"' in msg:
+                records.append(json.loads(msg[msg.index("{"):]))
+                break
+        assert records and records[0]["login"] == "jdoe" and records[0]["result"] == "allow"
+        # <facility authpriv (10) * 8 + info (6)> = 86
+        assert msg.startswith("<86>"), msg[:20]
+    finally:
+        s.stop()
+        receiver.close()
