@@ -14,7 +14,6 @@ import imaplib
 import os
 import poplib
 import subprocess
-import tempfile
 import time
 
 import pytest
@@ -27,9 +26,7 @@ REFUSED_POP3 = "b'-ERR [AUTH] Authentication failed'"
 
 
 def new_dir():
-    d = tempfile.mkdtemp(prefix="posternd-ad-")
-    os.chmod(d, 0o755)
-    return d
+    return postern.public_dir("posternd-ad-")
 
 
 @pytest.fixture(scope="module")

@@ -4,7 +4,6 @@ import imaplib
 import os
 import poplib
 import subprocess
-import tempfile
 import time
 
 import pytest
@@ -16,9 +15,7 @@ PW = "Demo-Pass-1"
 
 
 def new_dir():
-    d = tempfile.mkdtemp(prefix="posternd-auth-")
-    os.chmod(d, 0o755)
-    return d
+    return postern.public_dir("posternd-auth-")
 
 
 @pytest.fixture(scope="module")

@@ -30,6 +30,22 @@ class LabError(RuntimeError):
     """A lab daemon could not be set up, started or stopped."""
 
 
+class LabDaemon:
+    """What every lab daemon class shares: `running`, and use as a context manager. The class
+    keeps its Popen in `_proc` and provides start() and stop()."""
+    _proc = None
+
+    @property
+    def running(self):
+        return self._proc is not None and self._proc.poll() is None
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.stop()
+
+
 def _die_with_parent():
     # Runs in the child between fork and exec.
     if _prctl is not None:

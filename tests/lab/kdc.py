@@ -35,7 +35,7 @@ def _tool(name):
     return path
 
 
-class Kdc:
+class Kdc(daemon.LabDaemon):
     """One krb5kdc instance with a fresh realm database."""
 
     realm = REALM
@@ -110,15 +110,6 @@ class Kdc:
         if remove:
             shutil.rmtree(self.workdir, ignore_errors=True)
 
-    @property
-    def running(self):
-        return self._proc is not None and self._proc.poll() is None
-
-    def __enter__(self):
-        return self.start()
-
-    def __exit__(self, *exc):
-        self.stop()
 
     # ------------------------------------------------------------- clients --
 

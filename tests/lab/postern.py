@@ -22,6 +22,14 @@ def binary():
     return os.environ.get("POSTERND", os.path.join(ROOT, "build", "posternd"))
 
 
+def public_dir(prefix="posternd-"):
+    """A fresh directory posternd can read after dropping privileges (pytest's tmp_path sits
+    under a 0700 directory, which `nobody` cannot enter)."""
+    d = tempfile.mkdtemp(prefix=prefix)
+    os.chmod(d, 0o755)
+    return d
+
+
 def quote(value):
     return '"%s"' % str(value).replace("\\", "\\\\").replace('"', '\\"')
 

@@ -114,7 +114,7 @@ def free_address(first=12, last=40):
     raise LabError("no free loopback address in 127.0.0.%d-%d for a Samba DC" % (first, last))
 
 
-class SambaDC:
+class SambaDC(daemon.LabDaemon):
     """One Samba AD DC. Attributes are valid from construction on; pid once started."""
 
     password = PASSWORD
@@ -200,15 +200,6 @@ class SambaDC:
         if remove:
             shutil.rmtree(self.workdir, ignore_errors=True)
 
-    @property
-    def running(self):
-        return self._proc is not None and self._proc.poll() is None
-
-    def __enter__(self):
-        return self.start()
-
-    def __exit__(self, *exc):
-        self.stop()
 
     # ---------------------------------------------------------- set-up steps --
 

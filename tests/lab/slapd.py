@@ -38,7 +38,7 @@ def _tool(name):
     return path
 
 
-class Slapd:
+class Slapd(daemon.LabDaemon):
     """One slapd instance. Attributes are valid from construction on; pid once started."""
 
     domain = "example.test"
@@ -139,15 +139,6 @@ class Slapd:
             if os.path.dirname(self.ldapi_path) != self.workdir:
                 shutil.rmtree(os.path.dirname(self.ldapi_path), ignore_errors=True)
 
-    @property
-    def running(self):
-        return self._proc is not None and self._proc.poll() is None
-
-    def __enter__(self):
-        return self.start()
-
-    def __exit__(self, *exc):
-        self.stop()
 
     # ------------------------------------------------------------- clients --
 
