@@ -41,6 +41,18 @@ struct conn;
  * either sends the next "+ challenge" line and returns true (the next client line is the
  * response), or ends the exchange (freeing *x) and hands the outcome to the auth pipeline,
  * which calls `done` — then returns false. */
+/* Takes the client's next line of a running exchange from the connection's input and acts on
+ * it: a response goes to sasl_continue(); "*" cancels and an over-long line aborts (both free
+ * *x and leave the answer to the protocol). */
+enum sasl_line {
+    SASL_LINE_NONE,      /* no complete line yet */
+    SASL_LINE_HANDLED,   /* the exchange continues, or ended in the pipeline */
+    SASL_LINE_CANCELLED, /* "*" */
+    SASL_LINE_TOO_LONG,  /* more than 64 KiB without a line end */
+};
+enum sasl_line sasl_take_line(struct conn *c, void *session, struct sasl_exchange **x,
+                              const struct auth_mech *m, auth_done_fn done);
+
 bool sasl_continue(struct conn *c, void *session, struct sasl_exchange **x,
                    const struct auth_mech *m, const char *response,
                    void (*done)(void *session, struct auth_attempt *a,

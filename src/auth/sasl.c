@@ -163,3 +163,29 @@ bool sasl_continue(struct conn *c, void *session, struct sasl_exchange **x,
     sasl_free(done_x);
     return false;
 }
+
+enum sasl_line sasl_take_line(struct conn *c, void *session, struct sasl_exchange **x,
+                              const struct auth_mech *m, auth_done_fn done)
+{
+    char *line;
+    size_t len;
+    int got = conn_take_line(c, 65536, &line, &len);
+    if (got == 0)
+        return SASL_LINE_NONE;
+    if (got < 0 || strcmp(line, "*") == 0) {
+        sasl_free(*x);
+        *x = NULL;
+        if (got > 0) {
+            wipe(line, len);
+            free(line);
+        }
+        return got < 0 ? SASL_LINE_TOO_LONG : SASL_LINE_CANCELLED;
+    }
+    /* input stays paused while the pipeline works; the protocol keeps its commands waiting */
+    conn_pause_input(c, true);
+    if (sasl_continue(c, session, x, m, line, done))
+        conn_pause_input(c, false);
+    wipe(line, len);
+    free(line);
+    return SASL_LINE_HANDLED;
+}

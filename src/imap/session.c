@@ -276,35 +276,24 @@ static void cmd_authenticate(struct imap_session *s, struct imap_command *cmd)
 /* A line while AUTHENTICATE runs: a base64 response, or "*" to cancel (RFC 3501 §6.2.2). */
 static void sasl_line(struct imap_session *s)
 {
-    char *line;
-    size_t len;
-    int got = conn_take_line(s->conn, 65536, &line, &len);
-    if (got == 0)
-        return;
     const char *tag = s->waiting_tag ? s->waiting_tag : "*";
-    if (got < 0) {
-        sasl_free(s->sasl);
-        s->sasl = NULL;
+    /* `waiting` stays set meanwhile: no command runs until the exchange has ended */
+    switch (sasl_take_line(s->conn, s, &s->sasl, s->sasl_mech, auth_finished)) {
+    case SASL_LINE_NONE:
+    case SASL_LINE_HANDLED:
+        break;
+    case SASL_LINE_TOO_LONG:
         reply(s, tag, "BAD", "SASL response too long");
         conn_printf(s->conn, "* BYE SASL response too long\r\n");
         conn_close(s->conn, "SASL response too long");
-        return;
-    }
-    if (strcmp(line, "*") == 0) {
-        sasl_free(s->sasl);
-        s->sasl = NULL;
+        break;
+    case SASL_LINE_CANCELLED:
         s->waiting = false;
         reply(s, tag, "BAD", "AUTHENTICATE cancelled");
         free(s->waiting_tag);
         s->waiting_tag = NULL;
-    } else {
-        /* `waiting` stays set: no command runs until the exchange has ended */
-        conn_pause_input(s->conn, true);
-        if (sasl_continue(s->conn, s, &s->sasl, s->sasl_mech, line, auth_finished))
-            conn_pause_input(s->conn, false);
+        break;
     }
-    wipe(line, len);
-    free(line);
 }
 
 static const struct imap_command_def COMMANDS[] = {

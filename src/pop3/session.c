@@ -205,30 +205,19 @@ static void cmd_auth(struct pop3_session *s, const struct pop3_command *cmd)
 /* A line while AUTH runs: a base64 response, or "*" to cancel (RFC 5034 §4). */
 static void sasl_line(struct pop3_session *s)
 {
-    char *line;
-    size_t len;
-    int got = conn_take_line(s->conn, 65536, &line, &len);
-    if (got == 0)
-        return;
-    if (got < 0) {
-        sasl_free(s->sasl);
-        s->sasl = NULL;
+    switch (sasl_take_line(s->conn, s, &s->sasl, s->sasl_mech, auth_finished)) {
+    case SASL_LINE_NONE:
+    case SASL_LINE_HANDLED:
+        break;
+    case SASL_LINE_TOO_LONG:
         err(s, "SASL response too long");
         conn_close(s->conn, "SASL response too long");
-        return;
-    }
-    if (strcmp(line, "*") == 0) {
-        sasl_free(s->sasl);
-        s->sasl = NULL;
+        break;
+    case SASL_LINE_CANCELLED:
         s->waiting = false;
         err(s, "AUTH cancelled");
-    } else {
-        conn_pause_input(s->conn, true);
-        if (sasl_continue(s->conn, s, &s->sasl, s->sasl_mech, line, auth_finished))
-            conn_pause_input(s->conn, false);
+        break;
     }
-    wipe(line, len);
-    free(line);
 }
 
 static void cmd_stls(struct pop3_session *s, const struct pop3_command *cmd)
