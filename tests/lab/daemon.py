@@ -13,6 +13,7 @@ Rules the lab keeps (see /work/shared/lab/README.md):
 """
 import ctypes
 import os
+import shutil
 import signal
 import subprocess
 import time
@@ -31,9 +32,17 @@ class LabError(RuntimeError):
 
 
 class LabDaemon:
-    """What every lab daemon class shares: `running`, and use as a context manager. The class
-    keeps its Popen in `_proc` and provides start() and stop()."""
+    """What every lab daemon class shares: `running`, stop(), and use as a context manager.
+    The class keeps its Popen in `_proc` and its directory in `workdir`, and provides start()."""
     _proc = None
+
+    def stop(self, timeout=5.0, remove=False):
+        """Stop the daemon by PID (SIGTERM, SIGKILL after `timeout`); delete workdir only if
+        asked."""
+        stop(self._proc, timeout)
+        self._proc = None
+        if remove:
+            shutil.rmtree(self.workdir, ignore_errors=True)
 
     @property
     def running(self):

@@ -103,12 +103,6 @@ class Kdc(daemon.LabDaemon):
         self.setup_seconds, self.startup_seconds = t1 - t0, time.monotonic() - t1
         return self
 
-    def stop(self, timeout=5.0, remove=False):
-        """Stop krb5kdc (SIGTERM, SIGKILL after `timeout`); delete workdir only if asked."""
-        daemon.stop(self._proc, timeout)
-        self._proc = None
-        if remove:
-            shutil.rmtree(self.workdir, ignore_errors=True)
 
 
     # ------------------------------------------------------------- clients --

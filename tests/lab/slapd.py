@@ -131,11 +131,9 @@ class Slapd(daemon.LabDaemon):
         return self
 
     def stop(self, timeout=5.0, remove=False):
-        """Stop slapd (SIGTERM, SIGKILL after `timeout`); delete workdir only if asked."""
-        daemon.stop(self._proc, timeout)
-        self._proc = None
+        """Stop slapd; with `remove` also its ldapi socket directory outside workdir."""
+        super().stop(timeout, remove)
         if remove:
-            shutil.rmtree(self.workdir, ignore_errors=True)
             if os.path.dirname(self.ldapi_path) != self.workdir:
                 shutil.rmtree(os.path.dirname(self.ldapi_path), ignore_errors=True)
 
