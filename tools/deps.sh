@@ -6,8 +6,10 @@ set -eu
 PACKAGES="
 gcc make pkg-config
 libevent-dev libgnutls28-dev libldap-dev libkrb5-dev libgsasl-dev libcmocka-dev
+libsqlite3-dev libgmime-3.0-dev libsasl2-modules-gssapi-mit
 clang libclang-rt-14-dev clang-tidy clang-format cppcheck
 gnutls-bin openssl curl
+isync mutt dnsmasq-base dovecot-imapd dovecot-pop3d
 slapd ldap-utils krb5-kdc krb5-admin-server krb5-user
 samba samba-ad-dc samba-ad-provision samba-dsdb-modules python3-samba winbind ldb-tools
 python3 python3-pytest
@@ -37,7 +39,7 @@ if [ ! -e /usr/sbin/policy-rc.d ]; then
     chmod 755 /usr/sbin/policy-rc.d
     guard=1
 fi
-cleanup() { [ -n "$guard" ] && rm -f /usr/sbin/policy-rc.d; }
+cleanup() { if [ -n "$guard" ]; then rm -f /usr/sbin/policy-rc.d; fi; }
 trap cleanup EXIT
 export DEBIAN_FRONTEND=noninteractive
 # A fresh machine's package lists are stale: update, then install.
