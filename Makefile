@@ -17,7 +17,7 @@ DESTDIR    ?=
 PYTHON     ?= /usr/bin/python3
 VERSION    := 0.1.0
 
-PKGS := libevent libevent_pthreads gnutls ldap krb5-gssapi libgsasl
+PKGS := libevent libevent_pthreads gnutls ldap krb5-gssapi libgsasl sqlite3 gmime-3.0
 
 ifeq ($(SANITIZE),1)
 BUILD   ?= build/san
@@ -39,7 +39,8 @@ LIBS     = $(shell pkg-config --libs $(PKGS)) -llber -lpthread
 ALL_LDFLAGS = $(LDFLAGS) $(SANFLAGS)
 
 LIB_SRCS := $(sort $(wildcard src/core/*.c src/net/*.c src/imap/*.c src/pop3/*.c src/directory/*.c \
-                              src/auth/*.c src/policy/*.c src/audit/*.c))
+                              src/auth/*.c src/policy/*.c src/audit/*.c src/store/*.c \
+                              src/mime/*.c))
 LIB_OBJS := $(LIB_SRCS:%.c=$(BUILD)/obj/%.o)
 UNIT_SRCS := $(wildcard tests/unit/test_*.c)
 UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
