@@ -61,6 +61,8 @@ enum auth_reason {
     AUTH_REASON_PASSWORD_EXPIRED,
     AUTH_REASON_PRIVILEGED_ACCOUNT,
     AUTH_REASON_PROTOCOL_DISABLED,
+    AUTH_REASON_PROTOCOL_NOT_ALLOWED,  /* the protocol's AccountFilter / AllowGroup rule */
+    AUTH_REASON_MAILBOX_ACCESS_DENIED, /* DOMAIN\name\alias without delegation to it */
     /* the directory's verdict on the password (AD sub-codes where it gives one) */
     AUTH_REASON_INVALID_CREDENTIALS,
     AUTH_REASON_LOGON_HOURS,

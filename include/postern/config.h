@@ -31,6 +31,11 @@ struct protocol_settings {
     unsigned preauth_timeout;  /* PreAuthenticatedConnectionTimeout, seconds */
     unsigned auth_timeout;     /* AuthenticatedConnectionTimeout, seconds */
     unsigned max_connections_per_user;
+    /* Who may use the protocol at all (POLICY.md §4), on top of Exchange's protocolSettings:
+     * the account must match this LDAP filter, and be a member of one of these groups. */
+    char *account_filter;
+    char **allow_groups;
+    size_t n_allow_groups;
 };
 
 struct listener_config {
@@ -64,6 +69,9 @@ struct login_settings {
     unsigned max_auth_failures; /* failed logins before the connection is closed */
     unsigned penalty_after;     /* failures per address or name before penalties (0: off) */
     unsigned penalty_max_ms;    /* longest penalty */
+    /* DOMAIN\name\alias (exchange2003): the mailbox's attribute listing the DNs (of accounts
+     * or groups) allowed to open it; NULL: msExchDelegateListLink. */
+    char *delegate_attribute;
 };
 
 struct config {

@@ -99,6 +99,22 @@ enum directory_status directory_verify_password(struct directory *d, const char 
                                                 const char *password, size_t password_len,
                                                 unsigned *ad_subcode, const char **server);
 
+/* Does the entry `dn` match `filter` (a base search)? For rules such as "member of the IMAP
+ * users group" or an administrator's own filter. An entry that does not exist does not match. */
+enum directory_status directory_entry_matches(struct directory *d, const char *dn,
+                                              const char *filter, bool *matches,
+                                              const char **server);
+
+/* Every account under base_dn that matches `filter`, page by page (RFC 2696 paged results, as
+ * AD requires beyond MaxPageSize): fn gets each decoded account, owns it (account_free), and
+ * returns false to stop. Memory stays bounded by one page. *n_scanned counts the accounts
+ * handed out. A server failure in the middle ends the scan with an error; it is not repeated
+ * on the next server, which would hand out the same accounts again. */
+typedef bool (*directory_scan_fn)(struct account *a, void *arg);
+enum directory_status directory_scan_accounts(struct directory *d, const char *filter,
+                                              unsigned page_size, directory_scan_fn fn, void *arg,
+                                              size_t *n_scanned, const char **server);
+
 /* Base search of the rootDSE and, on AD, the crossRef of the domain: NetBIOS name, DNS name
  * and UPN suffixes. Fields are NULL when the directory does not say. */
 struct directory_naming {

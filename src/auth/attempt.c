@@ -65,6 +65,8 @@ static const char *const REASON_CODES[] = {
     [AUTH_REASON_PASSWORD_EXPIRED] = "password_expired",
     [AUTH_REASON_PRIVILEGED_ACCOUNT] = "privileged_account",
     [AUTH_REASON_PROTOCOL_DISABLED] = "protocol_disabled",
+    [AUTH_REASON_PROTOCOL_NOT_ALLOWED] = "protocol_not_allowed",
+    [AUTH_REASON_MAILBOX_ACCESS_DENIED] = "mailbox_access_denied",
     [AUTH_REASON_INVALID_CREDENTIALS] = "invalid_credentials",
     [AUTH_REASON_LOGON_HOURS] = "logon_hours",
     [AUTH_REASON_WORKSTATION_RESTRICTION] = "workstation_restriction",
@@ -387,6 +389,91 @@ static enum auth_reason nested_privileged(struct auth_context *ctx, const struct
     return matched > 0 ? AUTH_REASON_PRIVILEGED_ACCOUNT : AUTH_REASON_NONE;
 }
 
+static enum auth_reason from_directory_status(enum directory_status st)
+{
+    if (st == DIRECTORY_UNAVAILABLE)
+        return AUTH_REASON_DIRECTORY_UNAVAILABLE;
+    return st == DIRECTORY_OK ? AUTH_REASON_NONE : AUTH_REASON_DIRECTORY_ERROR;
+}
+
+/* "(|(attr=v1)(attr=v2)...)" with every value escaped (RFC 4515). */
+static char *any_of_filter(const char *attr, const char *const *values, size_t n)
+{
+    size_t cap = 8, len = 0;
+    char **esc = xcalloc(n ? n : 1, sizeof(char *));
+    for (size_t i = 0; i < n; i++) {
+        esc[i] = directory_escape_filter_value(values[i], strlen(values[i]));
+        cap += strlen(attr) + strlen(esc[i]) + 4;
+    }
+    char *f = xmalloc(cap);
+    len += (size_t)snprintf(f + len, cap - len, "(|");
+    for (size_t i = 0; i < n; i++) {
+        len += (size_t)snprintf(f + len, cap - len, "(%s=%s)", attr, esc[i]);
+        free(esc[i]);
+    }
+    snprintf(f + len, cap - len, ")");
+    free(esc);
+    return f;
+}
+
+/* POLICY.md §4: who may use this protocol at all, by the administrator's LDAP filter and group
+ * list, asked before any password reaches the directory. Groups count directly (memberOf) and,
+ * on AD, through nesting (LDAP_MATCHING_RULE_IN_CHAIN). */
+static enum auth_reason protocol_allowed(struct auth_context *ctx,
+                                         const struct protocol_settings *ps,
+                                         const struct account *a)
+{
+    bool matches = false;
+    if (ps->account_filter != NULL) {
+        enum directory_status st =
+            directory_entry_matches(ctx->dir, a->dn, ps->account_filter, &matches, NULL);
+        if (st != DIRECTORY_OK)
+            return from_directory_status(st);
+        if (!matches)
+            return AUTH_REASON_PROTOCOL_NOT_ALLOWED;
+    }
+    if (ps->n_allow_groups == 0)
+        return AUTH_REASON_NONE;
+    for (size_t g = 0; g < ps->n_allow_groups; g++)
+        for (size_t i = 0; i < a->n_member_of; i++)
+            if (ascii_casecmp(a->member_of[i], ps->allow_groups[g]) == 0)
+                return AUTH_REASON_NONE;
+    if (!ctx->naming.is_active_directory)
+        return AUTH_REASON_PROTOCOL_NOT_ALLOWED;
+    char *filter =
+        any_of_filter("memberOf:1.2.840.113556.1.4.1941:", (const char *const *)ps->allow_groups,
+                      ps->n_allow_groups);
+    enum directory_status st = directory_entry_matches(ctx->dir, a->dn, filter, &matches, NULL);
+    free(filter);
+    if (st != DIRECTORY_OK)
+        return from_directory_status(st);
+    return matches ? AUTH_REASON_NONE : AUTH_REASON_PROTOCOL_NOT_ALLOWED;
+}
+
+/* DOMAIN\name\alias (exchange2003) opens another account's mailbox with name's password. Only
+ * the mailbox can grant that: its delegate attribute (msExchDelegateListLink, which Exchange
+ * fills for Full Access) must list the account or one of its direct groups. */
+static enum auth_reason mailbox_access(struct auth_context *ctx, const struct login_settings *l,
+                                       const struct account *a, const struct account *owner)
+{
+    if (owner == NULL || ascii_casecmp(owner->dn, a->dn) == 0)
+        return AUTH_REASON_NONE;
+    size_t n = 1 + a->n_member_of;
+    const char **who = xcalloc(n, sizeof(char *));
+    who[0] = a->dn;
+    for (size_t i = 0; i < a->n_member_of; i++)
+        who[1 + i] = a->member_of[i];
+    const char *attr = l->delegate_attribute ? l->delegate_attribute : "msExchDelegateListLink";
+    char *filter = any_of_filter(attr, who, n);
+    free(who);
+    bool matches = false;
+    enum directory_status st = directory_entry_matches(ctx->dir, owner->dn, filter, &matches, NULL);
+    free(filter);
+    if (st != DIRECTORY_OK)
+        return from_directory_status(st);
+    return matches ? AUTH_REASON_NONE : AUTH_REASON_MAILBOX_ACCESS_DENIED;
+}
+
 /* The directory part of the pipeline, on a worker thread. */
 static void run_directory_steps(void *arg)
 {
@@ -445,6 +532,8 @@ static void run_directory_steps(void *arg)
     }
     if (r->reason == AUTH_REASON_NONE && c->logins.block_privileged)
         r->reason = nested_privileged(ctx, res.account);
+    if (r->reason == AUTH_REASON_NONE)
+        r->reason = protocol_allowed(ctx, config_protocol(c, a->protocol), res.account);
     if (r->reason == AUTH_REASON_NONE && res.alias_mismatch)
         r->reason = AUTH_REASON_ALIAS_NOT_ACCOUNT_NAME;
     if (r->reason == AUTH_REASON_NONE && res.mailbox_owner)
@@ -453,6 +542,8 @@ static void run_directory_steps(void *arg)
                                     ctx->n_privileged_groups, 0) == AUTH_REASON_NONE
                         ? AUTH_REASON_NONE
                         : AUTH_REASON_UNKNOWN_MAILBOX;
+    if (r->reason == AUTH_REASON_NONE)
+        r->reason = mailbox_access(ctx, &c->logins, res.account, res.mailbox_owner);
     if (r->reason == AUTH_REASON_NONE) {
         unsigned sub = 0;
         enum directory_status st = directory_verify_password(ctx->dir, res.account->dn, a->secret,

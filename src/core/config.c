@@ -328,6 +328,34 @@ static bool parse_bool(struct parser *ps, const struct statement *st, bool *out)
     return true;
 }
 
+/* An LDAP filter (RFC 4515) as written by an administrator: one parenthesised expression with
+ * balanced parentheses; the directory judges the rest (a filter it refuses fails logins closed
+ * and is logged). */
+static bool parse_filter(struct parser *ps, const struct statement *st, char **out)
+{
+    if (!parse_string(ps, st, out))
+        return false;
+    const char *f = *out;
+    int depth = 0;
+    bool balanced = f[0] == '(';
+    for (size_t i = 0; f[i] != '\0' && balanced; i++) {
+        if (f[i] == '(') {
+            depth++;
+        } else if (f[i] == ')') {
+            /* the outermost expression must end the filter */
+            depth--;
+            balanced = depth > 0 || (depth == 0 && f[i + 1] == '\0');
+        } else {
+            balanced = (unsigned char)f[i] >= 0x20;
+        }
+    }
+    if (!balanced || depth != 0) {
+        fail(ps, st->line, "%s: '%s' is not an LDAP filter like (attribute=value)", st->argv[0], f);
+        return false;
+    }
+    return true;
+}
+
 static void protocol_directive(struct parser *ps, const struct statement *st,
                                struct protocol_settings *p, enum protocol proto)
 {
@@ -348,7 +376,18 @@ static void protocol_directive(struct parser *ps, const struct statement *st,
         parse_number(ps, st, DURATION, 1, 86400, &p->auth_timeout);
     else if (is(st, "MaxConnectionsPerUser"))
         parse_number(ps, st, COUNT, 1, 100000, &p->max_connections_per_user);
-    else
+    else if (is(st, "AccountFilter"))
+        parse_filter(ps, st, &p->account_filter);
+    else if (is(st, "AllowGroup")) {
+        if (!want_args(ps, st, 1))
+            return;
+        if (st->argv[1][0] == '\0' || strchr(st->argv[1], '=') == NULL) {
+            fail(ps, st->line, "AllowGroup: '%s' is not a distinguished name", st->argv[1]);
+            return;
+        }
+        p->allow_groups = xrealloc(p->allow_groups, (p->n_allow_groups + 1) * sizeof(char *));
+        p->allow_groups[p->n_allow_groups++] = xstrdup(st->argv[1]);
+    } else
         fail(ps, st->line, "unknown directive '%s' in %s block", st->argv[0], protocol_name(proto));
 }
 
@@ -518,6 +557,15 @@ static void logins_directive(struct parser *ps, const struct statement *st, void
             int v;
             if (parse_keyword(ps, &rule, FORM_RULES, ARRAY_LEN(FORM_RULES), &v))
                 l->rules.override[f] = v;
+        }
+    } else if (is(st, "DelegateAttribute")) {
+        if (parse_string(ps, st, &l->delegate_attribute)) {
+            for (const char *a = l->delegate_attribute; *a; a++)
+                if (!(isalnum((unsigned char)*a) || *a == '-' || *a == ';')) {
+                    fail(ps, st->line, "DelegateAttribute: '%s' is not an attribute name",
+                         l->delegate_attribute);
+                    break;
+                }
         }
     } else if (is(st, "BlockPrivilegedAccounts")) {
         parse_bool(ps, st, &l->block_privileged);
@@ -781,16 +829,18 @@ struct config *config_ref(struct config *c)
     return c;
 }
 
-static void protocol_free(struct protocol_settings *p)
-{
-    free(p->banner);
-}
-
 static void free_list(char **v, size_t n)
 {
     for (size_t i = 0; i < n; i++)
         free(v[i]);
     free(v);
+}
+
+static void protocol_free(struct protocol_settings *p)
+{
+    free(p->banner);
+    free(p->account_filter);
+    free_list(p->allow_groups, p->n_allow_groups);
 }
 
 static void directory_settings_free(struct directory_settings *d)
@@ -818,6 +868,7 @@ void config_unref(struct config *c)
     protocol_free(&c->imap);
     protocol_free(&c->pop3);
     directory_settings_free(&c->directory);
+    free(c->logins.delegate_attribute);
     free(c->path);
     free(c->user);
     free(c->pid_file);

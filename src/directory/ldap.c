@@ -1368,3 +1368,186 @@ void directory_naming_free(struct directory_naming *n)
     free(n->upn_suffixes);
     memset(n, 0, sizeof(*n));
 }
+
+/* ------------------------------------------------------------------------------------------ */
+/* Rule checks on one entry                                                                   */
+
+struct match_ctx {
+    const char *dn;
+    const char *filter;
+    bool matches;
+    char *diag;
+};
+
+static int match_op(struct directory *d, LDAP *ld, void *arg)
+{
+    struct match_ctx *m = arg;
+    m->matches = false;
+    static const char *const no_attrs[] = {LDAP_NO_ATTRS, NULL};
+    LDAPMessage *res, *entry;
+    int rc = search_first(d, ld, m->dn, LDAP_SCOPE_BASE, m->filter, no_attrs, &res, &entry);
+    m->matches = rc == LDAP_SUCCESS && entry != NULL;
+    ldap_msgfree(res);
+    return rc;
+}
+
+enum directory_status directory_entry_matches(struct directory *d, const char *dn,
+                                              const char *filter, bool *matches,
+                                              const char **server)
+{
+    *matches = false;
+    if (server != NULL)
+        *server = NULL;
+    if (d == NULL || dn == NULL || filter == NULL)
+        return DIRECTORY_ERROR;
+    struct match_ctx m = {.dn = dn, .filter = filter};
+    int code;
+    const char *uri = NULL;
+    enum directory_status status = run_op(d, &d->lookup, match_op, &m, &code, &uri);
+    if (server != NULL)
+        *server = uri;
+    /* A base search of an entry that is gone is "no match", not a failure. */
+    if (status == DIRECTORY_OK && code != LDAP_SUCCESS && code != LDAP_NO_SUCH_OBJECT) {
+        log_warning("directory: %s: filter %s on %s: %s (%d)", uri, filter, dn,
+                    ldap_err2string(code), code);
+        status = DIRECTORY_ERROR;
+    }
+    if (status == DIRECTORY_OK)
+        *matches = m.matches;
+    return status;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Paged scans (RFC 2696): AD answers at most MaxPageSize (1000) entries per search otherwise */
+
+struct scan_ctx {
+    const char *filter;
+    unsigned page_size;
+    directory_scan_fn fn;
+    void *arg;
+    size_t delivered;
+    bool stopped;
+    char *bad_dn;
+    struct decode_error error;
+};
+
+/* Tells the server to drop its paging state: the same search with page size 0 and the cookie. */
+static void end_paged_search(struct directory *d, LDAP *ld, const char *filter,
+                             struct berval *cookie)
+{
+    LDAPControl *end = NULL;
+    if (ldap_create_page_control(ld, 0, cookie, 1, &end) != LDAP_SUCCESS)
+        return;
+    LDAPControl *server_controls[] = {end, NULL};
+    LDAPMessage *res = NULL;
+    struct timeval limit = seconds(d->operation_timeout);
+    if (ldap_search_ext_s(ld, d->base_dn, LDAP_SCOPE_SUBTREE, filter, (char **)ACCOUNT_ATTRS, 0,
+                          server_controls, NULL, &limit, LDAP_NO_LIMIT, &res) != LDAP_SUCCESS)
+        log_debug("directory: ending a paged search failed");
+    ldap_msgfree(res);
+    ldap_control_free(end);
+}
+
+/* One search, page after page, on one connection: the cookie belongs to the server that gave
+ * it. A server failure after entries were handed out cannot be repeated elsewhere without
+ * handing them out twice, so it ends the scan. */
+static int scan_op(struct directory *d, LDAP *ld, void *arg)
+{
+    struct scan_ctx *s = arg;
+    if (s->delivered > 0)
+        return LDAP_OTHER;
+    struct berval cookie = {0, NULL};
+    int code = LDAP_SUCCESS;
+    for (;;) {
+        LDAPControl *page = NULL;
+        int rc = ldap_create_page_control(ld, s->page_size, &cookie, 1, &page);
+        ber_memfree(cookie.bv_val);
+        cookie.bv_val = NULL;
+        cookie.bv_len = 0;
+        if (rc != LDAP_SUCCESS)
+            return rc;
+        LDAPControl *server_controls[] = {page, NULL};
+        struct timeval limit = seconds(d->operation_timeout);
+        int msgid = -1;
+        rc = ldap_search_ext(ld, d->base_dn, LDAP_SCOPE_SUBTREE, s->filter, (char **)ACCOUNT_ATTRS,
+                             0, server_controls, NULL, &limit, LDAP_NO_LIMIT, &msgid);
+        ldap_control_free(page);
+        if (rc != LDAP_SUCCESS)
+            return rc;
+        LDAPMessage *res;
+        rc = wait_result(d, ld, msgid, &res);
+        if (rc != LDAP_SUCCESS)
+            return rc;
+        code = LDAP_OTHER;
+        for (LDAPMessage *m = ldap_first_message(ld, res); m != NULL;
+             m = ldap_next_message(ld, m)) {
+            int type = ldap_msgtype(m);
+            if (type == LDAP_RES_SEARCH_ENTRY && !s->stopped && s->bad_dn == NULL) {
+                struct account *a = decode_account(ld, m, &s->error);
+                if (a == NULL) {
+                    char *dn = ldap_get_dn(ld, m);
+                    s->bad_dn = xstrdup(dn ? dn : "");
+                    ldap_memfree(dn);
+                    continue;
+                }
+                s->delivered++;
+                if (!s->fn(a, s->arg))
+                    s->stopped = true;
+            } else if (type == LDAP_RES_SEARCH_RESULT) {
+                LDAPControl **controls = NULL;
+                if (ldap_parse_result(ld, m, &code, NULL, NULL, NULL, &controls, 0) !=
+                    LDAP_SUCCESS) {
+                    code = LDAP_DECODING_ERROR;
+                } else {
+                    LDAPControl *c = ldap_control_find(LDAP_CONTROL_PAGEDRESULTS, controls, NULL);
+                    ber_int_t estimate;
+                    if (c != NULL &&
+                        ldap_parse_pageresponse_control(ld, c, &estimate, &cookie) != LDAP_SUCCESS)
+                        code = LDAP_DECODING_ERROR;
+                }
+                ldap_controls_free(controls);
+            }
+        }
+        ldap_msgfree(res);
+        bool more = cookie.bv_len > 0;
+        if (code != LDAP_SUCCESS || s->stopped || s->bad_dn != NULL || !more) {
+            if (more && code == LDAP_SUCCESS)
+                end_paged_search(d, ld, s->filter, &cookie);
+            ber_memfree(cookie.bv_val);
+            return code;
+        }
+    }
+}
+
+enum directory_status directory_scan_accounts(struct directory *d, const char *filter,
+                                              unsigned page_size, directory_scan_fn fn, void *arg,
+                                              size_t *n_scanned, const char **server)
+{
+    if (n_scanned != NULL)
+        *n_scanned = 0;
+    if (server != NULL)
+        *server = NULL;
+    if (d == NULL || filter == NULL || fn == NULL)
+        return DIRECTORY_ERROR;
+    struct scan_ctx s = {
+        .filter = filter, .page_size = page_size ? page_size : 500, .fn = fn, .arg = arg};
+    int code;
+    const char *uri = NULL;
+    enum directory_status status = run_op(d, &d->lookup, scan_op, &s, &code, &uri);
+    if (server != NULL)
+        *server = uri;
+    if (status == DIRECTORY_OK && s.bad_dn != NULL) {
+        log_warning("directory: %s: account %s refused: %s %s", uri, s.bad_dn, s.error.attr,
+                    s.error.why);
+        status = DIRECTORY_ERROR;
+    } else if (status == DIRECTORY_OK && code != LDAP_SUCCESS) {
+        log_warning("directory: %s: paged search: %s (%d)", uri, ldap_err2string(code), code);
+        status = DIRECTORY_ERROR;
+    } else if (status != DIRECTORY_OK && s.delivered > 0) {
+        status = DIRECTORY_ERROR;
+    }
+    free(s.bad_dn);
+    if (n_scanned != NULL)
+        *n_scanned = s.delivered;
+    return status;
+}

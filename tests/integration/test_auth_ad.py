@@ -405,6 +405,9 @@ def test_profile_and_form_overrides(samba_dc, server_tls, tls_ctx, make_server):
     assert imap_login(s, tls_ctx, "CORP\\jdoe\\anna", pw)[0]
     ev = last_auth(s, "CORP\\jdoe\\anna")
     assert (ev["form"], ev["account"], ev["mailbox"]) == ("domain-name-alias", "jdoe", "anna"), ev
+    # anna's mailbox lists jdoe in msExchDelegateListLink; nobody else's password opens it
+    assert not imap_login(s, tls_ctx, "CORP\\upnother\\anna", pw)[0]
+    assert last_auth(s, "CORP\\upnother\\anna")["reason"] == "mailbox_access_denied"
     # ... but not a blocked account's mailbox, and not a name that is no alias
     for login in ("CORP\\jdoe\\disabled1", "CORP\\jdoe\\asmith"):
         assert not imap_login(s, tls_ctx, login, pw)[0]
@@ -482,3 +485,26 @@ def test_no_password_in_any_log(ad_server, privileged_server, samba_dc):
             text = open(path).read()
             for secret in secrets:
                 assert secret not in text, (path, secret)
+
+
+def test_protocol_enablement_by_nested_group(samba_dc, server_tls, tls_ctx, make_server):
+    """AllowGroup counts nested membership on AD (LDAP_MATCHING_RULE_IN_CHAIN): asmith is in
+    IMAP Users only through Sales."""
+    d = new_dir()
+    group = "CN=IMAP Users,CN=Users,%s" % samba_dc.base_dn
+    s = make_server(directory=d, imap_extra='AllowGroup "%s"' % group,
+                    global_extra=postern.directory_block(samba_dc, d))
+    pw = samba_dc.password
+    assert imap_login(s, tls_ctx, "jdoe", pw)[0]
+    assert imap_login(s, tls_ctx, "asmith@corp.example.test", pw)[0]
+    before = len(samba_dc.auth_log())
+    ok, text = imap_login(s, tls_ctx, "upnother", pw)
+    assert not ok and text == REFUSED_IMAP
+    assert last_auth(s, "upnother")["reason"] == "protocol_not_allowed"
+    time.sleep(0.3)
+    assert not binds_for(samba_dc.auth_log()[before:], "upnother", samba_dc.dn_of("upnother"))
+    # POP3 has no such rule
+    p = poplib.POP3_SSL("127.0.0.1", s["pop3s"], context=tls_ctx)
+    p.user("upnother")
+    assert p.pass_(pw).startswith(b"+OK")
+    p.quit()

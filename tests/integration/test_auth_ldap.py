@@ -42,6 +42,25 @@ def imap_login(server, ctx, login, password=PW):
         return False, str(e), None
 
 
+def pop3_login(server, ctx, login, password=PW):
+    p = poplib.POP3_SSL("127.0.0.1", server["pop3s"], context=ctx)
+    try:
+        p.user(login)
+        p.pass_(password)
+        return True
+    except poplib.error_proto:
+        return False
+    finally:
+        p.quit()
+
+
+def slapd_binds(slapd):
+    time.sleep(0.2)
+    with open(slapd.log_path, errors="replace") as f:
+        return sum(1 for line in f if "BIND dn=\"cn=" in line and "ou=Staff" in line
+                   and "method=" in line)
+
+
 def last_auth(server, login=None):
     events = [e for e in server.audit_events() if e["event"] == "auth"]
     if login is not None:
@@ -172,10 +191,20 @@ def test_profile_and_form_overrides(slapd, server_tls, tls_ctx, make_server):
     assert last_auth(s, "john.doe@example.test")["form"] == "primary-smtp"
     assert imap_login(s, tls_ctx, "jd@example.de")[0]
     assert last_auth(s, "jd@example.de")["form"] == "proxy-address"
-    # exchange2003: DOMAIN\user\alias opens the alias's mailbox
+    # exchange2003: DOMAIN\user\alias opens the alias's mailbox -- when the mailbox delegates
+    # to the account: anna's msExchDelegateListLink names jdoe
     assert imap_login(s, tls_ctx, "EXAMPLE\\jdoe\\anna")[0]
     ev = last_auth(s, "EXAMPLE\\jdoe\\anna")
     assert ev["form"] == "domain-name-alias" and ev["mailbox"] == "anna" and ev["account"] == "jdoe"
+    # jdoe's mailbox delegates to the group Sales, of which asmith is a member
+    assert imap_login(s, tls_ctx, "EXAMPLE\\asmith\\jdoe")[0]
+    ev = last_auth(s, "EXAMPLE\\asmith\\jdoe")
+    assert ev["mailbox"] == "jdoe" and ev["account"] == "asmith"
+    # nobody delegated anna's mailbox to nopop1: its own password opens nothing else
+    assert not imap_login(s, tls_ctx, "EXAMPLE\\nopop1\\anna")[0]
+    assert last_auth(s, "EXAMPLE\\nopop1\\anna")["reason"] == "mailbox_access_denied"
+    # one's own mailbox needs no delegation
+    assert imap_login(s, tls_ctx, "EXAMPLE\\jdoe\\jdoe")[0]
     assert not imap_login(s, tls_ctx, "EXAMPLE\\jdoe\\shared")[0]  # two mailboxes: ambiguous
     assert last_auth(s, "EXAMPLE\\jdoe\\shared")["reason"] == "unknown_mailbox"
 
@@ -497,3 +526,40 @@ def test_audit_records_also_go_to_syslog(slapd, server_tls, tls_ctx, tmp_path):
     finally:
         s.stop()
         receiver.close()
+
+
+def test_protocol_enablement_by_group_and_filter(slapd, server_tls, tls_ctx, make_server):
+    """POLICY.md §4: an administrator's own rule for who may use a protocol."""
+    d = new_dir()
+    s = make_server(
+        directory=d,
+        imap_extra='AllowGroup "cn=MailUsers,ou=Staff,dc=example,dc=test"',
+        pop3_extra='AccountFilter "(|(mail=john.doe@example.test)(mail=anna.*))"',
+        global_extra=postern.directory_block(slapd, d))
+    before = slapd_binds(slapd)
+    # IMAP: jdoe is a direct member of MailUsers; dup1 is not
+    assert imap_login(s, tls_ctx, "jdoe")[0]
+    assert not imap_login(s, tls_ctx, "dup1")[0]
+    ev = last_auth(s, "dup1")
+    assert ev["reason"] == "protocol_not_allowed" and ev["account"] == "dup1"
+    # refused before the password was tried: only jdoe's bind reached slapd
+    assert slapd_binds(slapd) - before == 1
+    # POP3: the filter lets jdoe and asmith (anna.smith@...) in, not dup2
+    assert pop3_login(s, tls_ctx, "asmith@example.test")
+    assert not pop3_login(s, tls_ctx, "dup2")
+    assert last_auth(s, "dup2")["reason"] == "protocol_not_allowed"
+    assert not pop3_login(s, tls_ctx, "dup1")
+    # and asmith, a member of MailUsers only through the nested group Sales, is refused on
+    # OpenLDAP, whose memberOf lists direct groups (AD's nesting: test_auth_ad)
+    assert not imap_login(s, tls_ctx, "asmith@example.test")[0]
+    assert last_auth(s, "asmith@example.test")["reason"] == "protocol_not_allowed"
+
+
+def test_invalid_enablement_rules_are_configuration_errors(server_tls, tmp_path):
+    for extra, message in (('AccountFilter "mail=*"', "not an LDAP filter"),
+                           ('AccountFilter "(mail=*))("', "not an LDAP filter"),
+                           ('AllowGroup "MailUsers"', "not a distinguished name")):
+        s = postern.Posternd(server_tls, directory=new_dir(), imap_extra=extra)
+        s.write_config()
+        status, out = postern.check_config(s.conf)
+        assert status != 0 and message in out, (extra, out)

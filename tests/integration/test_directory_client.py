@@ -21,7 +21,7 @@ import pytest
 from tests.lab import ad, tls as tls_lab
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-PKGS = "libevent libevent_pthreads gnutls ldap krb5-gssapi libgsasl".split()
+PKGS = "libevent libevent_pthreads gnutls ldap krb5-gssapi libgsasl sqlite3 gmime-3.0".split()
 WARN = ("-Wall -Wextra -Werror -Wshadow -Wpointer-arith -Wstrict-prototypes -Wformat=2 "
         "-Wno-format-nonliteral").split()
 JDOE_DN = "cn=John Doe,ou=Staff,dc=example,dc=test"
@@ -546,3 +546,73 @@ def test_empty_service_password_file_is_refused(probe, tmp_path):
     argv[argv.index("-y") + 1] = str(empty)
     r = json.loads(subprocess.run(argv, capture_output=True, text=True).stdout)
     assert r["status"] == "NEW_FAILED" and "empty" in r["error"]
+
+
+# ------------------------------------------------------------ rule checks and paged scans --
+
+def test_entry_matches_a_filter(probe):
+    staff = "cn=MailUsers,ou=Staff,dc=example,dc=test"
+    r = probe.run("matches", JDOE_DN, "(memberOf=%s)" % staff)
+    assert r["status"] == "OK" and r["matches"] is True
+    r = probe.run("matches", JDOE_DN, "(memberOf=cn=Nobody,dc=example,dc=test)")
+    assert r["status"] == "OK" and r["matches"] is False
+    # an entry that is gone does not match; it is not a directory failure
+    r = probe.run("matches", "cn=Gone,ou=Staff,dc=example,dc=test", "(objectClass=*)")
+    assert r["status"] == "OK" and r["matches"] is False
+    r = probe.run("matches", JDOE_DN, "(broken")
+    assert r["status"] == "ERROR"
+
+
+BULK = 37
+
+
+@pytest.fixture(scope="module")
+def paged_slapd(lab_dir):
+    """A slapd that answers at most 5 entries per plain search (like AD's MaxPageSize) and
+    holds the sample plus BULK generated accounts."""
+    from tests.lab.slapd import Slapd
+    with Slapd(lab_dir / "slapd-paged", tls=True, size_limit=5) as ldap:
+        records = ["dn: ou=Bulk,dc=example,dc=test\nchangetype: add\nobjectClass: organizationalUnit\n"
+                   "ou: Bulk\n"]
+        for i in range(BULK):
+            records.append(
+                "dn: cn=Bulk %03d,ou=Bulk,dc=example,dc=test\nchangetype: add\n"
+                "objectClass: top\nobjectClass: person\nobjectClass: organizationalPerson\n"
+                "objectClass: user\ncn: Bulk %03d\nsn: Bulk\nsAMAccountName: bulk%03d\n"
+                "mailNickname: bulk%03d\nuserAccountControl: 512\n" % (i, i, i, i))
+        ldap.modify("\n".join(records))
+        yield ldap
+
+
+@pytest.fixture(scope="module")
+def paged_probe(dirprobe, paged_slapd, tmp_path_factory):
+    pw = tmp_path_factory.mktemp("pagedsecret") / "bind.pw"
+    pw.write_text(paged_slapd.service_pw + "\n")
+    return Probe(dirprobe, paged_slapd, str(pw))
+
+
+def test_plain_search_hits_the_size_limit(paged_probe):
+    # the limit is real: without paging the directory stops at 5
+    r = paged_probe.run("find", "(sAMAccountName=bulk*)", "1000")
+    assert r["status"] == "OK" and r["n_matched"] == 5
+
+
+def test_paged_scan_returns_every_account_once(paged_probe, paged_slapd):
+    before = log_count(paged_slapd, r"SRCH base=")
+    r = paged_probe.run("scan", "(sAMAccountName=bulk*)", "4")
+    assert r["status"] == "OK", r
+    assert r["n_scanned"] == BULK == len(r["dns"]) == len(set(r["dns"]))
+    assert sorted(r["dns"]) == ["cn=Bulk %03d,ou=Bulk,dc=example,dc=test" % i for i in range(BULK)]
+    time.sleep(0.2)
+    # 37 entries in pages of 4: ten searches on the wire
+    assert log_count(paged_slapd, r"SRCH base=") - before == 10
+
+
+def test_paged_scan_can_stop_early(paged_probe):
+    r = paged_probe.run("scan", "(sAMAccountName=bulk*)", "4", "6")
+    assert r["status"] == "OK" and r["n_scanned"] == 6 and len(r["dns"]) == 6
+
+
+def test_paged_scan_of_nothing(paged_probe):
+    r = paged_probe.run("scan", "(sAMAccountName=nobody-at-all)", "4")
+    assert r["status"] == "OK" and r["n_scanned"] == 0 and r["dns"] == []

@@ -422,6 +422,29 @@ systemOnly: FALSE
                        "mayContain: %s\n" % (schema, name))
         db.modify_ldif("dn:\nchangetype: modify\nadd: schemaUpdateNow\nschemaUpdateNow: 1\n")
 
+    # Exchange's msExchDelegateListLink (Full Access to a mailbox): DN-valued. Its schema OID
+    # is not published; the lab's comes from OpenLDAP's experimental arc, as in
+    # schema/postern.schema. postern reads it by name.
+    if not db.search(schema, expression="(lDAPDisplayName=msExchDelegateListLink)", attrs=["dn"]):
+        db.add_ldif("""dn: CN=ms-Exch-Delegate-List-Link,%s
+objectClass: top
+objectClass: attributeSchema
+cn: ms-Exch-Delegate-List-Link
+attributeID: 1.3.6.1.4.1.4203.666.11.7001
+lDAPDisplayName: msExchDelegateListLink
+adminDisplayName: ms-Exch-Delegate-List-Link
+attributeSyntax: 2.5.5.1
+oMSyntax: 127
+oMObjectClass:: KwwCh3McAIVK
+isSingleValued: FALSE
+searchFlags: 0
+systemOnly: FALSE
+""" % schema)
+        db.modify_ldif("dn:\nchangetype: modify\nadd: schemaUpdateNow\nschemaUpdateNow: 1\n")
+        db.modify_ldif("dn: CN=Mail-Recipient,%s\nchangetype: modify\nadd: mayContain\n"
+                       "mayContain: msExchDelegateListLink\n" % schema)
+        db.modify_ldif("dn:\nchangetype: modify\nadd: schemaUpdateNow\nschemaUpdateNow: 1\n")
+
     # 2. Passwords do not expire (maxPwdAge 0); complexity stays on; no domain-wide lockout.
     db.modify_ldif("dn: %s\nchangetype: modify\nreplace: maxPwdAge\nmaxPwdAge: 0\n" % base)
 
@@ -437,6 +460,11 @@ systemOnly: FALSE
     # 3. Groups: Nested Admins is itself a member of Domain Admins.
     db.newgroup("Nested Admins", description="nested in Domain Admins")
     db.add_remove_group_members("Domain Admins", ["Nested Admins"], add_members_operation=True)
+
+    #    IMAP Users holds jdoe directly and asmith through the nested group Sales.
+    db.newgroup("IMAP Users", description="protocol enablement (AllowGroup)")
+    db.newgroup("Sales", description="nested in IMAP Users")
+    db.add_remove_group_members("IMAP Users", ["Sales"], add_members_operation=True)
 
     # 4. The service account postern searches with: an ordinary user.
     db.newuser("svc-postern", params["service_pw"], useusernameascn=True,
@@ -472,6 +500,14 @@ systemOnly: FALSE
             replace(sam, "adminCount", ["1"])
         if spec.get("dont_expire"):
             replace(sam, "userAccountControl", [str(0x200 | 0x10000)])
+
+    db.add_remove_group_members("IMAP Users", ["jdoe"], add_members_operation=True)
+    db.add_remove_group_members("Sales", ["asmith"], add_members_operation=True)
+    # anna's mailbox (asmith) delegated to jdoe, as Exchange records Full Access.
+    m = ldb.Message(dn("asmith"))
+    m["msExchDelegateListLink"] = ldb.MessageElement([str(dn("jdoe"))], ldb.FLAG_MOD_ADD,
+                                                     "msExchDelegateListLink")
+    db.modify(m)
 
     # 6. Lockout for locked1 only: a fine-grained password settings object.
     pso_dn = "CN=postern-lockout,CN=Password Settings Container,CN=System,%s" % base

@@ -52,7 +52,8 @@ class Slapd(daemon.LabDaemon):
 
     def __init__(self, workdir, port=None, host="127.0.0.1", tls=False, tls_cert=None,
                  tls_key=None, ca=None, require_tls=False, ad_strict=False,
-                 unauthenticated_bind=True, ldif_path=SAMPLE_LDIF, debug="stats"):
+                 unauthenticated_bind=True, ldif_path=SAMPLE_LDIF, debug="stats",
+                 size_limit=None):
         """
         tls          generate a test CA + server cert in workdir/tls and enable StartTLS
         tls_cert/tls_key/ca  use these files instead (implies TLS)
@@ -64,6 +65,8 @@ class Slapd(daemon.LabDaemon):
         unauthenticated_bind  a DN with an EMPTY password "succeeds" as anonymous
                      (RFC 4513 5.1.2), as on AD; so a postern that forgets to refuse
                      empty passwords fails its tests. False: slapd's default, 53
+        size_limit   answer at most this many entries per search, but any number in
+                     pages (RFC 2696), as AD does with MaxPageSize (1000)
         debug        slapd -d level; any level keeps slapd in the foreground, "stats"
                      logs every operation and its result to slapd.log
         """
@@ -77,6 +80,7 @@ class Slapd(daemon.LabDaemon):
         self.ad_strict = ad_strict
         self.unauthenticated_bind = unauthenticated_bind
         self.debug = debug
+        self.size_limit = size_limit
         self.conf_path = os.path.join(self.workdir, "slapd.conf")
         self.log_path = os.path.join(self.workdir, "slapd.log")
         self.ldap_conf = os.path.join(self.workdir, "ldap.conf")
@@ -274,6 +278,7 @@ class Slapd(daemon.LabDaemon):
             "index objectClass eq",
             "index sAMAccountName,userPrincipalName,mailNickname,mail,proxyAddresses eq,sub",
             "index objectSid,userAccountControl,member eq",
+        ] + self._limits() + [
             "",
             "# memberOf (defined by the overlay itself, operational) on members of 'group' entries.",
             "overlay memberof",
@@ -285,6 +290,13 @@ class Slapd(daemon.LabDaemon):
         ]
         lines += self._acl()
         return "\n".join(lines) + "\n"
+
+    def _limits(self):
+        if not self.size_limit:
+            return []
+        n = self.size_limit
+        return ["# Like AD's MaxPageSize: a plain search stops at the limit, a paged one does not.",
+                "limits * size.soft=%d size.hard=%d size.pr=%d size.prtotal=unlimited" % (n, n, n)]
 
     def _acl(self):
         svc = self.service_dn

@@ -128,6 +128,49 @@ static void do_verify(struct directory *d, const char *dn, const char *password)
     printf("}\n");
 }
 
+static void do_matches(struct directory *d, const char *dn, const char *filter)
+{
+    uint64_t t0 = now_ms();
+    bool matches = false;
+    const char *server = NULL;
+    enum directory_status st = directory_entry_matches(d, dn, filter, &matches, &server);
+    printf("{\"status\":\"%s\",\"ms\":%llu,\"matches\":%s,\"server\":", STATUS[st],
+           (unsigned long long)elapsed(t0), matches ? "true" : "false");
+    json_string(stdout, server);
+    printf("}\n");
+}
+
+struct scan_state {
+    size_t stop_after, seen;
+    bool first;
+};
+
+static bool print_scanned(struct account *a, void *arg)
+{
+    struct scan_state *s = arg;
+    if (!s->first)
+        putchar(',');
+    s->first = false;
+    json_string(stdout, a->dn);
+    account_free(a);
+    return ++s->seen != s->stop_after;
+}
+
+static void do_scan(struct directory *d, const char *filter, unsigned page, size_t stop_after)
+{
+    uint64_t t0 = now_ms();
+    struct scan_state s = {.stop_after = stop_after, .first = true};
+    size_t n = 0;
+    const char *server = NULL;
+    printf("{\"dns\":[");
+    enum directory_status st = directory_scan_accounts(d, filter, page, print_scanned, &s, &n,
+                                                       &server);
+    printf("],\"status\":\"%s\",\"ms\":%llu,\"n_scanned\":%zu,\"server\":", STATUS[st],
+           (unsigned long long)elapsed(t0), n);
+    json_string(stdout, server);
+    printf("}\n");
+}
+
 static void do_naming(struct directory *d)
 {
     uint64_t t0 = now_ms();
@@ -218,6 +261,11 @@ static int run(struct directory *d, char **argv, int argc)
         free(v);
     } else if (strcmp(cmd, "verify") == 0 && argc >= 3) {
         do_verify(d, argv[1], argv[2]);
+    } else if (strcmp(cmd, "matches") == 0 && argc >= 3) {
+        do_matches(d, argv[1], argv[2]);
+    } else if (strcmp(cmd, "scan") == 0 && argc >= 3) {
+        do_scan(d, argv[1], (unsigned)strtoul(argv[2], NULL, 10),
+                argc >= 4 ? strtoul(argv[3], NULL, 10) : 0);
     } else if (strcmp(cmd, "naming") == 0) {
         do_naming(d);
     } else if (strcmp(cmd, "escape") == 0 && argc >= 2) {

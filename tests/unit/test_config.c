@@ -247,6 +247,38 @@ static void test_protocol_directives(void **state)
     config_unref(c);
 }
 
+/* POLICY.md §4: who may use a protocol, and who may open another's mailbox. */
+static void test_enablement_and_delegation(void **state)
+{
+    (void)state;
+    struct config *c =
+        parse_ok("imap {\n"
+                 "    AllowGroup \"CN=IMAP Users,OU=Groups,DC=example,DC=com\"\n"
+                 "    AllowGroup \"CN=Staff,DC=example,DC=com\"\n"
+                 "    AccountFilter \"(&(employeeType=staff)(!(title=intern)))\"\n"
+                 "}\n"
+                 "logins {\n    DelegateAttribute publicDelegates\n}\n" LISTENER_IMAP);
+    assert_int_equal(c->imap.n_allow_groups, 2);
+    assert_string_equal(c->imap.allow_groups[1], "CN=Staff,DC=example,DC=com");
+    assert_string_equal(c->imap.account_filter, "(&(employeeType=staff)(!(title=intern)))");
+    assert_null(c->pop3.account_filter);
+    assert_int_equal(c->pop3.n_allow_groups, 0);
+    assert_string_equal(c->logins.delegate_attribute, "publicDelegates");
+    config_unref(c);
+    expect_error("imap {\n    AccountFilter \"employeeType=staff\"\n}\n" LISTENER_IMAP,
+                 "t.conf:2: AccountFilter: 'employeeType=staff' is not an LDAP filter like "
+                 "(attribute=value)");
+    expect_error(
+        "imap {\n    AccountFilter \"(a=b))(c=d\"\n}\n" LISTENER_IMAP,
+        "t.conf:2: AccountFilter: '(a=b))(c=d' is not an LDAP filter like (attribute=value)");
+    expect_error("imap {\n    AccountFilter \"((a=b)\"\n}\n" LISTENER_IMAP,
+                 "t.conf:2: AccountFilter: '((a=b)' is not an LDAP filter like (attribute=value)");
+    expect_error("pop3 {\n    AllowGroup Staff\n}\n" LISTENER_IMAP,
+                 "t.conf:2: AllowGroup: 'Staff' is not a distinguished name");
+    expect_error("logins {\n    DelegateAttribute \"a b\"\n}\n" LISTENER_IMAP,
+                 "t.conf:2: DelegateAttribute: 'a b' is not an attribute name");
+}
+
 static void test_listener_directives(void **state)
 {
     (void)state;
@@ -869,6 +901,7 @@ int main(void)
         cmocka_unit_test(test_login_type_numbers_refused),
         cmocka_unit_test(test_worker_queue_raised_to_threads),
         cmocka_unit_test(test_protocol_directives),
+        cmocka_unit_test(test_enablement_and_delegation),
         cmocka_unit_test(test_listener_directives),
         cmocka_unit_test(test_several_listeners),
         cmocka_unit_test(test_allowed_clients),
