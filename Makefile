@@ -35,7 +35,7 @@ CFLAGS  ?= $(OPT)
 ALL_CFLAGS = -std=gnu11 $(WARN) $(CFLAGS) $(SANFLAGS) -D_GNU_SOURCE -Iinclude \
              -DPOSTERN_VERSION='"$(VERSION)"' -DPOSTERN_SYSCONFDIR='"$(SYSCONFDIR)"' \
              $(shell pkg-config --cflags $(PKGS))
-LIBS     = $(shell pkg-config --libs $(PKGS)) -llber -lpthread
+LIBS     = $(shell pkg-config --libs $(PKGS)) -llber -lresolv -lpthread
 ALL_LDFLAGS = $(LDFLAGS) $(SANFLAGS)
 
 LIB_SRCS := $(sort $(wildcard src/core/*.c src/net/*.c src/imap/*.c src/pop3/*.c src/directory/*.c \

@@ -17,6 +17,8 @@ enum directory_tls {
 struct directory_config {
     char **uris; /* tried in order; the next one when a server is down */
     size_t n_uris;
+    /* No URIs: the domain controllers of this DNS domain, from its SRV records. */
+    char *discover_domain;
     char *base_dn;
     char *bind_dn;            /* service account for lookups; NULL: anonymous lookups */
     char *bind_password_file; /* first line is the password */
@@ -114,6 +116,21 @@ typedef bool (*directory_scan_fn)(struct account *a, void *arg);
 enum directory_status directory_scan_accounts(struct directory *d, const char *filter,
                                               unsigned page_size, directory_scan_fn fn, void *arg,
                                               size_t *n_scanned, const char **server);
+
+/* Domain controllers from DNS (_ldap._tcp.dc._msdcs.<domain> SRV records), as ldap:// URIs
+ * in RFC 2782 order (priority, then weighted random). DIRECTORY_ERROR when the domain has no
+ * such records, DIRECTORY_UNAVAILABLE when DNS did not answer; err says which. */
+enum directory_status directory_discover(const char *domain, char ***uris, size_t *n_uris,
+                                         char *err, size_t errlen);
+struct directory_srv {
+    uint16_t priority, weight, port;
+    char target[1025];
+};
+/* The SRV records of a DNS answer (exposed for unit tests and fuzzing); -1 if the message is
+ * malformed. Records with target "." or port 0 are left out. */
+int directory_parse_srv(const unsigned char *answer, size_t len, struct directory_srv **out,
+                        size_t *n_out);
+void directory_srv_order(struct directory_srv *records, size_t n, uint32_t (*random_fn)(void));
 
 /* Base search of the rootDSE and, on AD, the crossRef of the domain: NetBIOS name, DNS name
  * and UPN suffixes. Fields are NULL when the directory does not say. */

@@ -632,9 +632,14 @@ static void parse_block(struct parser *ps, struct statement *st,
 
 static void validate(struct parser *ps, struct config *c, int last_line)
 {
-    const struct directory_settings *d = &c->directory;
-    if (d->configured && d->client.n_uris == 0)
-        fail(ps, d->line, "the directory block needs at least one URI");
+    struct directory_settings *d = &c->directory;
+    /* Without URIs, the domain controllers of Domain are found in DNS. */
+    if (d->configured && d->client.n_uris == 0 && d->domain != NULL &&
+        d->client.discover_domain == NULL)
+        d->client.discover_domain = xstrdup(d->domain);
+    if (d->configured && d->client.n_uris == 0 && d->client.discover_domain == NULL)
+        fail(ps, d->line, "the directory block needs at least one URI, or a Domain whose "
+                          "domain controllers DNS SRV records name");
     else if (d->configured && d->client.base_dn == NULL)
         fail(ps, d->line, "the directory block needs a BaseDN");
     else if (d->configured && (d->client.bind_dn == NULL) != (d->client.bind_password_file == NULL))
@@ -846,6 +851,7 @@ static void protocol_free(struct protocol_settings *p)
 static void directory_settings_free(struct directory_settings *d)
 {
     free_list(d->client.uris, d->client.n_uris);
+    free(d->client.discover_domain);
     free(d->client.base_dn);
     free(d->client.bind_dn);
     free(d->client.bind_password_file);

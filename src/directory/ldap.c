@@ -662,13 +662,40 @@ static bool prepare_library(struct directory *d, char *err, size_t errlen)
     return true;
 }
 
+static struct directory *directory_configure(const struct directory_config *cfg, char **uris,
+                                             size_t n_uris, char *err, size_t errlen);
+
 struct directory *directory_new(const struct directory_config *cfg, char *err, size_t errlen)
 {
     set_err(err, errlen, "%s", "");
-    if (cfg == NULL || cfg->n_uris == 0 || cfg->uris == NULL) {
+    if (cfg == NULL)
+        return NULL;
+    char **uris = cfg->uris;
+    size_t n_uris = cfg->n_uris;
+    char **discovered = NULL;
+    if (n_uris == 0 && cfg->discover_domain != NULL) {
+        if (directory_discover(cfg->discover_domain, &discovered, &n_uris, err, errlen) !=
+            DIRECTORY_OK)
+            return NULL;
+        uris = discovered;
+        for (size_t i = 0; i < n_uris; i++)
+            log_info("directory: domain controller %s (DNS SRV of %s)", uris[i],
+                     cfg->discover_domain);
+    }
+    if (n_uris == 0 || uris == NULL) {
         set_err(err, errlen, "directory: no server URI configured");
         return NULL;
     }
+    struct directory *d = directory_configure(cfg, uris, n_uris, err, errlen);
+    for (size_t i = 0; discovered != NULL && i < n_uris; i++)
+        free(discovered[i]);
+    free(discovered);
+    return d;
+}
+
+static struct directory *directory_configure(const struct directory_config *cfg, char **uris,
+                                             size_t n_uris, char *err, size_t errlen)
+{
     if (cfg->base_dn == NULL || *cfg->base_dn == '\0') {
         set_err(err, errlen, "directory: no base DN configured");
         return NULL;
@@ -680,20 +707,20 @@ struct directory *directory_new(const struct directory_config *cfg, char *err, s
     }
 
     struct directory *d = xcalloc(1, sizeof(*d));
-    d->n_uris = cfg->n_uris;
-    d->uris = xcalloc(cfg->n_uris, sizeof(*d->uris));
-    d->transports = xcalloc(cfg->n_uris, sizeof(*d->transports));
+    d->n_uris = n_uris;
+    d->uris = xcalloc(n_uris, sizeof(*d->uris));
+    d->transports = xcalloc(n_uris, sizeof(*d->transports));
     pthread_mutex_init(&d->lock, NULL);
     pool_init(&d->lookup, POOL_LOOKUP, "lookup",
               cfg->pool_size ? cfg->pool_size : DEFAULT_POOL_SIZE);
     pool_init(&d->user_bind, POOL_USER_BIND, "user bind",
               cfg->pool_size ? cfg->pool_size : DEFAULT_POOL_SIZE);
-    for (size_t i = 0; i < cfg->n_uris; i++) {
-        if (!parse_uri(cfg->uris[i], &d->transports[i], err, errlen)) {
+    for (size_t i = 0; i < n_uris; i++) {
+        if (!parse_uri(uris[i], &d->transports[i], err, errlen)) {
             directory_free(d);
             return NULL;
         }
-        d->uris[i] = xstrdup(cfg->uris[i]);
+        d->uris[i] = xstrdup(uris[i]);
     }
     d->base_dn = xstrdup(cfg->base_dn);
     d->tls = cfg->tls;

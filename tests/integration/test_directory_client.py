@@ -50,7 +50,7 @@ def dirprobe(tmp_path_factory):
                         text=True, check=True).stdout.split()
     base = [cc, "-std=gnu11", "-O1", "-g", "-D_GNU_SOURCE", "-I", os.path.join(REPO, "include")]
     base += WARN + ["-o", out, os.path.join(REPO, "tests", "tools", "dirprobe.c"), lib]
-    base += pc + ["-llber", "-lpthread"]
+    base += pc + ["-llber", "-lresolv", "-lpthread"]
     done = subprocess.run(base, capture_output=True, text=True)
     if done.returncode != 0:
         # a SANITIZE=1 library needs the sanitizer runtimes at link time

@@ -194,9 +194,12 @@ def directory_block(slapd, directory, uris=None, tls="starttls", logins="Failure
     with open(secret, "w") as f:
         f.write(slapd.service_pw + "\n")
     os.chmod(secret, 0o600)  # read at start-up, as root
-    lines = ["directory {",
-             "    URI %s" % " ".join(uris or [slapd.uri]),
-             "    BaseDN %s" % quote(slapd.base_dn),
+    if uris is None:
+        uris = [slapd.uri]
+    lines = ["directory {"]
+    if uris:  # none: the domain controllers come from DNS (Domain in `extra`)
+        lines.append("    URI %s" % " ".join(uris))
+    lines += ["    BaseDN %s" % quote(slapd.base_dn),
              "    BindDN %s" % quote(slapd.service_dn),
              "    BindPasswordFile %s" % quote(secret),
              "    TLS %s" % tls,

@@ -307,11 +307,14 @@ int main(int argc, char **argv)
     };
     bool verbose = false;
     int opt;
-    while ((opt = getopt(argc, argv, "+H:b:D:y:NC:kn:t:p:v")) != -1) {
+    while ((opt = getopt(argc, argv, "+H:d:b:D:y:NC:kn:t:p:v")) != -1) {
         switch (opt) {
         case 'H':
             if (cfg.n_uris < 16)
                 uris[cfg.n_uris++] = optarg;
+            break;
+        case 'd':
+            cfg.discover_domain = optarg;
             break;
         case 'b':
             cfg.base_dn = optarg;

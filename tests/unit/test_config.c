@@ -247,6 +247,24 @@ static void test_protocol_directives(void **state)
     config_unref(c);
 }
 
+/* Without URI, the domain controllers of Domain come from DNS SRV records. */
+static void test_directory_servers_from_dns(void **state)
+{
+    (void)state;
+    struct config *c = parse_ok("directory {\n    Domain corp.example.com\n"
+                                "    BaseDN DC=corp,DC=example,DC=com\n}\n" LISTENER_IMAP);
+    assert_int_equal(c->directory.client.n_uris, 0);
+    assert_string_equal(c->directory.client.discover_domain, "corp.example.com");
+    config_unref(c);
+    c = parse_ok("directory {\n    Domain corp.example.com\n    URI ldap://dc1\n"
+                 "    BaseDN DC=corp,DC=example,DC=com\n}\n" LISTENER_IMAP);
+    assert_null(c->directory.client.discover_domain);
+    config_unref(c);
+    expect_error("directory {\n    BaseDN DC=corp,DC=example,DC=com\n}\n" LISTENER_IMAP,
+                 "t.conf:1: the directory block needs at least one URI, or a Domain whose "
+                 "domain controllers DNS SRV records name");
+}
+
 /* POLICY.md §4: who may use a protocol, and who may open another's mailbox. */
 static void test_enablement_and_delegation(void **state)
 {
@@ -902,6 +920,7 @@ int main(void)
         cmocka_unit_test(test_worker_queue_raised_to_threads),
         cmocka_unit_test(test_protocol_directives),
         cmocka_unit_test(test_enablement_and_delegation),
+        cmocka_unit_test(test_directory_servers_from_dns),
         cmocka_unit_test(test_listener_directives),
         cmocka_unit_test(test_several_listeners),
         cmocka_unit_test(test_allowed_clients),
