@@ -461,9 +461,9 @@ static struct part_end scan_multipart(struct scanner *s, struct mime_part *part,
     while (pushed && end.kind == END_BOUNDARY && end.level == own) {
         scan_advance(s); /* the boundary line */
         if (end.final) {
+            /* the epilogue; the final boundary line keeps its newline */
             s->n_bounds = own;
-            pushed = false;
-            return scan_to_boundary(s, body); /* the epilogue */
+            return scan_to_boundary(s, scan_here(s));
         }
         if (s->n_parts >= MIME_MAX_PARTS) {
             end = scan_to_boundary(s, scan_here(s));
@@ -968,14 +968,29 @@ static void emit(struct normaliser *n, const unsigned char *data, size_t len)
         n->failed = true;
 }
 
+/* Text without NULs: an IMAP literal may not hold one (RFC 3501 §4.3), so each becomes 0x80,
+ * the byte Dovecot sends; sizes do not change. */
+static void emit_text(struct normaliser *n, const unsigned char *data, size_t len)
+{
+    const unsigned char *nul;
+    while (len > 0 && (nul = memchr(data, '\0', len)) != NULL) {
+        size_t before = (size_t)(nul - data);
+        emit(n, data, before);
+        emit(n, (const unsigned char *)"\x80", 1);
+        data += before + 1;
+        len -= before + 1;
+    }
+    emit(n, data, len);
+}
+
 /* One segment with its bare LF turned into CRLF. */
 static void emit_segment(struct normaliser *n, const struct reader *rd)
 {
     if (rd->seg_nl == 1) {
-        emit(n, rd->seg, rd->seg_len - 1);
+        emit_text(n, rd->seg, rd->seg_len - 1);
         emit(n, (const unsigned char *)"\r\n", 2);
     } else {
-        emit(n, rd->seg, rd->seg_len);
+        emit_text(n, rd->seg, rd->seg_len);
     }
 }
 
@@ -1013,12 +1028,14 @@ enum mime_error mime_message_header_fields(const struct mime_message *msg,
         return MIME_ERR_NOT_FOUND;
     struct normaliser n = {sink, ctx, 0, UINT64_MAX, false};
     struct reader rd;
-    bool selected = false, ended = true;
+    bool selected = false, ended = true, blank_line = false;
     reader_init(&rd, msg->fd, header->start, header->end);
     while (!n.failed && reader_next(&rd)) {
         size_t len = content_len(&rd);
-        if (rd.seg_first && len == 0 && rd.seg_nl > 0)
-            break; /* the blank line: sent once, below */
+        if (rd.seg_first && len == 0 && rd.seg_nl > 0) {
+            blank_line = true; /* sent below */
+            break;
+        }
         if (rd.seg_first && rd.seg[0] != ' ' && rd.seg[0] != '\t') {
             const unsigned char *colon = memchr(rd.seg, ':', len);
             size_t name_len = colon ? (size_t)(colon - rd.seg) : len;
@@ -1033,7 +1050,10 @@ enum mime_error mime_message_header_fields(const struct mime_message *msg,
     }
     if (!ended) /* the header ended without a newline (at a boundary or at EOF) */
         emit(&n, (const unsigned char *)"\r\n", 2);
-    emit(&n, (const unsigned char *)"\r\n", 2);
+    /* Dovecot ends HEADER.FIELDS with the blank line even when the header had none, and
+     * HEADER.FIELDS.NOT only when it had one */
+    if (blank_line || !exclude)
+        emit(&n, (const unsigned char *)"\r\n", 2);
     bool io_error = rd.io_error;
     reader_free(&rd);
     if (octets != NULL)
