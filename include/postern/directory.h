@@ -22,6 +22,10 @@ struct directory_config {
     char *base_dn;
     char *bind_dn;            /* service account for lookups; NULL: anonymous lookups */
     char *bind_password_file; /* first line is the password */
+    /* Or a SASL GSSAPI bind with the keys of this keytab (the machine account of a joined
+     * server): no password in a file. bind_principal picks the key; NULL: the first. */
+    char *keytab;
+    char *bind_principal;
     enum directory_tls tls;
     char *ca_file;              /* CA certificates for verifying the server */
     bool verify_certificate;    /* default true */

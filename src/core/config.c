@@ -504,6 +504,10 @@ static void directory_directive(struct parser *ps, const struct statement *st, v
         parse_string(ps, st, &dc->bind_dn);
     } else if (is(st, "BindPasswordFile")) {
         parse_string(ps, st, &dc->bind_password_file);
+    } else if (is(st, "BindKeytab")) {
+        parse_string(ps, st, &dc->keytab);
+    } else if (is(st, "BindPrincipal")) {
+        parse_string(ps, st, &dc->bind_principal);
     } else if (is(st, "TLS")) {
         KEYWORD(ps, st, DIRECTORY_TLS, dc->tls);
     } else if (is(st, "CAFile")) {
@@ -638,12 +642,17 @@ static void validate(struct parser *ps, struct config *c, int last_line)
         d->client.discover_domain == NULL)
         d->client.discover_domain = xstrdup(d->domain);
     if (d->configured && d->client.n_uris == 0 && d->client.discover_domain == NULL)
-        fail(ps, d->line, "the directory block needs at least one URI, or a Domain whose "
-                          "domain controllers DNS SRV records name");
+        fail(ps, d->line,
+             "the directory block needs at least one URI, or a Domain whose "
+             "domain controllers DNS SRV records name");
     else if (d->configured && d->client.base_dn == NULL)
         fail(ps, d->line, "the directory block needs a BaseDN");
     else if (d->configured && (d->client.bind_dn == NULL) != (d->client.bind_password_file == NULL))
         fail(ps, d->line, "BindDN and BindPasswordFile go together");
+    else if (d->configured && d->client.keytab != NULL && d->client.bind_dn != NULL)
+        fail(ps, d->line, "BindKeytab (SASL GSSAPI) and BindDN (simple bind) exclude each other");
+    else if (d->configured && d->client.bind_principal != NULL && d->client.keytab == NULL)
+        fail(ps, d->line, "BindPrincipal needs BindKeytab");
     if (ps->failed)
         return;
     if (c->n_listeners == 0) {
@@ -813,6 +822,7 @@ struct config *config_load(const char *path, char *err, size_t errlen)
                           &c->audit_log,
                           &c->pid_file,
                           &c->directory.client.bind_password_file,
+                          &c->directory.client.keytab,
                           &c->directory.client.ca_file};
         for (size_t i = 0; i < ARRAY_LEN(files); i++) {
             char *f = *files[i];
@@ -855,6 +865,8 @@ static void directory_settings_free(struct directory_settings *d)
     free(d->client.base_dn);
     free(d->client.bind_dn);
     free(d->client.bind_password_file);
+    free(d->client.keytab);
+    free(d->client.bind_principal);
     free(d->client.ca_file);
     free(d->domain);
     free(d->netbios);

@@ -14,7 +14,12 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <gssapi/gssapi.h>
+#include <gssapi/gssapi_ext.h>
+#include <gssapi/gssapi_krb5.h>
+#include <krb5.h>
 #include <ldap.h>
+#include <sasl/sasl.h>
 
 #include "postern/log.h"
 #include "postern/util.h"
@@ -73,6 +78,16 @@ struct directory {
     /* Kept (and wiped on free) because every reconnect of a lookup connection binds again. */
     char *bind_password;
     size_t bind_password_len;
+    /* SASL GSSAPI instead of a simple bind: credentials from a keytab, tickets in a private
+     * in-memory cache that MIT Kerberos refreshes from the keytab as they expire. */
+    gss_cred_id_t gss_cred;
+    char *gss_principal; /* the credentials' principal, as the directory must see it */
+    char *keytab;
+    /* The keytab's keys, copied at start (as root) into a MEMORY keytab that lives as long as
+     * this handle is open: the file may stay readable by root only. */
+    krb5_context krb5;
+    krb5_keytab memory_keytab;
+    char memory_keytab_name[64];
     enum directory_tls tls;
     char *ca_file;
     bool verify_certificate;
@@ -262,6 +277,61 @@ static bool set_options(const struct directory *d, LDAP *ld, size_t uri, const c
 
 #undef SET_OPTION
 
+static bool service_credentials(struct directory *d, gss_cred_id_t *out);
+
+struct gssapi_bind_state {
+    gss_cred_id_t cred;
+    bool cred_set;
+};
+
+/* Cyrus SASL's GSSAPI client asks for an authorization identity before it starts GSS-API;
+ * that question is the first moment the connection's SASL context exists, which
+ * LDAP_OPT_X_SASL_GSS_CREDS needs, so the credentials are handed over here. The answer to
+ * every question is empty: the identity is the credentials'. */
+static int sasl_interact(LDAP *ld, unsigned flags, void *defaults, void *in)
+{
+    (void)flags;
+    struct gssapi_bind_state *state = defaults;
+    if (!state->cred_set) {
+        if (ldap_set_option(ld, LDAP_OPT_X_SASL_GSS_CREDS, (void *)state->cred) != LDAP_OPT_SUCCESS)
+            return LDAP_LOCAL_ERROR;
+        state->cred_set = true;
+    }
+    for (sasl_interact_t *i = in; i->id != SASL_CB_LIST_END; i++) {
+        i->result = "";
+        i->len = 0;
+    }
+    return LDAP_SUCCESS;
+}
+
+/* The service bind by SASL GSSAPI (RFC 4752). The service principal is ldap/<host of the
+ * URI>, not a reverse-DNS name (NOCANON): DNS need not agree with AD's SPNs. Over TLS no SASL
+ * security layer (AD refuses one inside TLS); in clear text sign and seal are required. */
+static int gssapi_bind(struct directory *d, LDAP *ld, size_t uri)
+{
+    const char *secprops = uses_tls(d, uri) ? "minssf=0,maxssf=0" : "minssf=56";
+    if (ldap_set_option(ld, LDAP_OPT_X_SASL_NOCANON, LDAP_OPT_ON) != LDAP_OPT_SUCCESS ||
+        ldap_set_option(ld, LDAP_OPT_X_SASL_SECPROPS, secprops) != LDAP_OPT_SUCCESS)
+        return LDAP_LOCAL_ERROR;
+    struct gssapi_bind_state state = {.cred = GSS_C_NO_CREDENTIAL};
+    if (!service_credentials(d, &state.cred))
+        return LDAP_LOCAL_ERROR;
+    int rc = ldap_sasl_interactive_bind_s(ld, NULL, "GSSAPI", NULL, NULL, LDAP_SASL_QUIET,
+                                          sasl_interact, &state);
+    if (rc != LDAP_SUCCESS)
+        return rc;
+    /* Never a bind with whatever default credentials the process environment holds: the
+     * identity must be the keytab's. */
+    char *user = NULL;
+    ldap_get_option(ld, LDAP_OPT_X_SASL_USERNAME, &user);
+    bool ours = state.cred_set && user != NULL && strcmp(user, d->gss_principal) == 0;
+    if (!ours)
+        log_error("directory: SASL GSSAPI bound as %s, not as %s from %s", user ? user : "?",
+                  d->gss_principal, d->keytab);
+    ldap_memfree(user);
+    return ours ? LDAP_SUCCESS : LDAP_LOCAL_ERROR;
+}
+
 /* A new handle to one server: options, TCP (and TLS), then the service bind for lookups.
  * Returns an LDAP result code; *ld is set only on success. */
 static int open_handle(struct directory *d, enum pool_kind kind, size_t uri, LDAP **out)
@@ -298,7 +368,18 @@ static int open_handle(struct directory *d, enum pool_kind kind, size_t uri, LDA
             return rc;
         }
     }
-    if (kind == POOL_LOOKUP && d->bind_dn != NULL) {
+    if (kind == POOL_LOOKUP && d->gss_principal != NULL) {
+        rc = gssapi_bind(d, ld, uri);
+        if (rc != LDAP_SUCCESS) {
+            char *diag = diagnostic(ld);
+            log_warning("directory: %s: SASL GSSAPI bind with %s: %s (%d)%s%s", name, d->keytab,
+                        ldap_err2string(rc), rc, diag && *diag ? ": " : "",
+                        diag && *diag ? diag : "");
+            ldap_memfree(diag);
+            ldap_unbind_ext(ld, NULL, NULL);
+            return rc;
+        }
+    } else if (kind == POOL_LOOKUP && d->bind_dn != NULL) {
         char *diag = NULL;
         rc = simple_bind(d, ld, d->bind_dn, d->bind_password, d->bind_password_len, &diag);
         if (rc != LDAP_SUCCESS) {
@@ -379,7 +460,7 @@ static void service_bind_result(struct directory *d, bool refused)
 static enum directory_status connect_slot(struct directory *d, struct pool *p, struct slot *s,
                                           size_t start)
 {
-    bool service_bind = p->kind == POOL_LOOKUP && d->bind_dn != NULL;
+    bool service_bind = p->kind == POOL_LOOKUP && (d->bind_dn != NULL || d->gss_principal != NULL);
     if (service_bind && service_bind_held(d))
         return DIRECTORY_ERROR;
     enum directory_status status = DIRECTORY_UNAVAILABLE;
@@ -664,6 +745,149 @@ static bool prepare_library(struct directory *d, char *err, size_t errlen)
 
 static struct directory *directory_configure(const struct directory_config *cfg, char **uris,
                                              size_t n_uris, char *err, size_t errlen);
+static void gss_message(OM_uint32 status, int type, char *out, size_t outlen)
+{
+    OM_uint32 minor, ctx = 0;
+    gss_buffer_desc text = GSS_C_EMPTY_BUFFER;
+    size_t used = strlen(out);
+    do {
+        if (gss_display_status(&minor, status, type, GSS_C_NO_OID, &ctx, &text) != GSS_S_COMPLETE)
+            break;
+        used += (size_t)snprintf(out + used, used < outlen ? outlen - used : 0, "%s%.*s",
+                                 used ? "; " : "", (int)text.length, (const char *)text.value);
+        gss_release_buffer(&minor, &text);
+    } while (ctx != 0 && used < outlen);
+}
+
+/* Copies every entry of the keytab file into the MEMORY keytab `name` and picks the
+ * principal: `wanted` if the keytab has keys for it, else the first entry's. */
+static bool load_keytab(struct directory *d, const char *path, const char *name, const char *wanted,
+                        char *err, size_t errlen)
+{
+    krb5_error_code ret = krb5_init_context(&d->krb5);
+    if (ret != 0) {
+        set_err(err, errlen, "directory: Kerberos: cannot initialise (%d)", ret);
+        d->krb5 = NULL;
+        return false;
+    }
+    krb5_principal want = NULL;
+    if (wanted != NULL && krb5_parse_name(d->krb5, wanted, &want) != 0) {
+        set_err(err, errlen, "directory: BindPrincipal %s is not a Kerberos principal", wanted);
+        return false;
+    }
+    char file_name[PATH_MAX + 8];
+    snprintf(file_name, sizeof(file_name), "FILE:%s", path);
+    krb5_keytab file = NULL;
+    krb5_kt_cursor cursor;
+    krb5_keytab_entry entry;
+    size_t copied = 0;
+    if ((ret = krb5_kt_resolve(d->krb5, name, &d->memory_keytab)) != 0 ||
+        (ret = krb5_kt_resolve(d->krb5, file_name, &file)) != 0 ||
+        (ret = krb5_kt_start_seq_get(d->krb5, file, &cursor)) != 0) {
+        const char *msg = krb5_get_error_message(d->krb5, ret);
+        set_err(err, errlen, "directory: keytab %s: %s", path, msg);
+        krb5_free_error_message(d->krb5, msg);
+        if (file != NULL)
+            krb5_kt_close(d->krb5, file);
+        krb5_free_principal(d->krb5, want);
+        return false;
+    }
+    while ((ret = krb5_kt_next_entry(d->krb5, file, &entry, &cursor)) == 0) {
+        bool pick = want ? krb5_principal_compare(d->krb5, entry.principal, want)
+                         : d->gss_principal == NULL;
+        char *text = NULL;
+        if (pick && d->gss_principal == NULL &&
+            krb5_unparse_name(d->krb5, entry.principal, &text) == 0) {
+            d->gss_principal = xstrdup(text);
+            krb5_free_unparsed_name(d->krb5, text);
+        }
+        ret = krb5_kt_add_entry(d->krb5, d->memory_keytab, &entry);
+        krb5_free_keytab_entry_contents(d->krb5, &entry);
+        if (ret != 0)
+            break;
+        copied++;
+    }
+    krb5_kt_end_seq_get(d->krb5, file, &cursor);
+    krb5_kt_close(d->krb5, file);
+    krb5_free_principal(d->krb5, want);
+    if (ret != 0 && ret != KRB5_KT_END) {
+        const char *msg = krb5_get_error_message(d->krb5, ret);
+        set_err(err, errlen, "directory: keytab %s: %s", path, msg);
+        krb5_free_error_message(d->krb5, msg);
+        return false;
+    }
+    if (copied == 0) {
+        set_err(err, errlen, "directory: keytab %s holds no keys", path);
+        return false;
+    }
+    if (d->gss_principal == NULL) {
+        set_err(err, errlen, "directory: keytab %s holds no keys for %s", path, wanted);
+        return false;
+    }
+    return true;
+}
+
+/* The keys are read here, at start and before privileges drop, into a MEMORY keytab: the
+ * file may stay readable by root only. Credentials come from them at the first bind (the
+ * KDC need not be up when postern starts). */
+static bool load_service_keys(struct directory *d, const struct directory_config *cfg, char *err,
+                              size_t errlen)
+{
+    snprintf(d->memory_keytab_name, sizeof(d->memory_keytab_name), "MEMORY:postern-directory-%p",
+             (void *)d);
+    if (!load_keytab(d, cfg->keytab, d->memory_keytab_name, cfg->bind_principal, err, errlen))
+        return false;
+    d->keytab = xstrdup(cfg->keytab);
+    log_info("directory: service binds by SASL GSSAPI as %s (keytab %s)", d->gss_principal,
+             d->keytab);
+    return true;
+}
+
+/* Initiator credentials for the keytab's principal (MIT's cred store, krb5 1.11+); tickets
+ * live in a MEMORY ccache of this directory client and are fetched again from the keys as
+ * they expire. Once acquired, shared by every connection. */
+static bool service_credentials(struct directory *d, gss_cred_id_t *out)
+{
+    pthread_mutex_lock(&d->lock);
+    gss_cred_id_t cred = d->gss_cred;
+    pthread_mutex_unlock(&d->lock);
+    if (cred != GSS_C_NO_CREDENTIAL) {
+        *out = cred;
+        return true;
+    }
+    char ccache[64];
+    snprintf(ccache, sizeof(ccache), "MEMORY:postern-directory-%p", (void *)d);
+    gss_key_value_element_desc elements[] = {{"client_keytab", d->memory_keytab_name},
+                                             {"ccache", ccache}};
+    gss_key_value_set_desc store = {.count = 2, .elements = elements};
+    OM_uint32 major, minor;
+    gss_name_t name = GSS_C_NO_NAME;
+    gss_buffer_desc buf = {.length = strlen(d->gss_principal), .value = d->gss_principal};
+    major = gss_import_name(&minor, &buf, GSS_KRB5_NT_PRINCIPAL_NAME, &name);
+    gss_OID_set_desc mechs = {.count = 1, .elements = (gss_OID)gss_mech_krb5};
+    if (!GSS_ERROR(major))
+        major = gss_acquire_cred_from(&minor, name, GSS_C_INDEFINITE, &mechs, GSS_C_INITIATE,
+                                      &store, &cred, NULL, NULL);
+    gss_release_name(&minor, &name);
+    if (GSS_ERROR(major)) {
+        char why[512] = "";
+        gss_message(major, GSS_C_GSS_CODE, why, sizeof(why));
+        gss_message(minor, GSS_C_MECH_CODE, why, sizeof(why));
+        log_warning("directory: no Kerberos credentials for %s from %s: %s", d->gss_principal,
+                    d->keytab, why);
+        return false;
+    }
+    pthread_mutex_lock(&d->lock);
+    if (d->gss_cred == GSS_C_NO_CREDENTIAL) {
+        d->gss_cred = cred;
+    } else { /* another thread was quicker */
+        gss_release_cred(&minor, &cred);
+        cred = d->gss_cred;
+    }
+    pthread_mutex_unlock(&d->lock);
+    *out = cred;
+    return true;
+}
 
 struct directory *directory_new(const struct directory_config *cfg, char *err, size_t errlen)
 {
@@ -738,6 +962,10 @@ static struct directory *directory_configure(const struct directory_config *cfg,
             return NULL;
         }
     }
+    if (cfg->keytab != NULL && !load_service_keys(d, cfg, err, errlen)) {
+        directory_free(d);
+        return NULL;
+    }
     if (!prepare_library(d, err, errlen)) {
         directory_free(d);
         return NULL;
@@ -763,6 +991,16 @@ void directory_free(struct directory *d)
         wipe(d->bind_password, d->bind_password_len);
         free(d->bind_password);
     }
+    if (d->gss_cred != GSS_C_NO_CREDENTIAL) {
+        OM_uint32 minor;
+        gss_release_cred(&minor, &d->gss_cred);
+    }
+    free(d->keytab);
+    free(d->gss_principal);
+    if (d->memory_keytab != NULL)
+        krb5_kt_close(d->krb5, d->memory_keytab);
+    if (d->krb5 != NULL)
+        krb5_free_context(d->krb5);
     for (size_t i = 0; i < d->n_uris; i++)
         free(d->uris[i]);
     free(d->uris);

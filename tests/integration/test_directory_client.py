@@ -21,7 +21,7 @@ import pytest
 from tests.lab import ad, tls as tls_lab
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-PKGS = "libevent libevent_pthreads gnutls ldap krb5-gssapi libgsasl sqlite3 gmime-3.0".split()
+PKGS = "libevent libevent_pthreads gnutls ldap krb5-gssapi krb5 libgsasl sqlite3 gmime-3.0".split()
 WARN = ("-Wall -Wextra -Werror -Wshadow -Wpointer-arith -Wstrict-prototypes -Wformat=2 "
         "-Wno-format-nonliteral").split()
 JDOE_DN = "cn=John Doe,ou=Staff,dc=example,dc=test"

@@ -120,6 +120,21 @@ class Kdc(daemon.LabDaemon):
         })
         return env
 
+    def add_keys(self, principals, keytab):
+        """Create principals with random keys and export them into `keytab` (a new file).
+
+        For services and accounts that log in with a keytab, e.g. slapd's ldap/<host> or
+        postern's own directory account."""
+        commands = ["addprinc -randkey %s" % p for p in principals]
+        commands.append("ktadd -k %s -e %s %s" % (
+            keytab, ",".join("%s:normal" % e for e in ENCTYPES), " ".join(principals)))
+        done = daemon.run([_tool("kadmin.local"), "-r", self.realm], env=self.env(),
+                          input=("\n".join(commands) + "\n").encode(), what="kadmin.local")
+        output = done.stdout.decode() + done.stderr.decode()
+        if "error" in output.lower() or not os.path.exists(keytab):
+            raise LabError("kadmin.local reported a problem:\n" + output)
+        return keytab
+
     def kinit(self, principal, password, ccache_path=None, check=False):
         """Real kinit with the password on stdin; returns the CompletedProcess.
 

@@ -53,7 +53,7 @@ class Slapd(daemon.LabDaemon):
     def __init__(self, workdir, port=None, host="127.0.0.1", tls=False, tls_cert=None,
                  tls_key=None, ca=None, require_tls=False, ad_strict=False,
                  unauthenticated_bind=True, ldif_path=SAMPLE_LDIF, debug="stats",
-                 size_limit=None):
+                 size_limit=None, kerberos=None):
         """
         tls          generate a test CA + server cert in workdir/tls and enable StartTLS
         tls_cert/tls_key/ca  use these files instead (implies TLS)
@@ -67,6 +67,8 @@ class Slapd(daemon.LabDaemon):
                      empty passwords fails its tests. False: slapd's default, 53
         size_limit   answer at most this many entries per search, but any number in
                      pages (RFC 2696), as AD does with MaxPageSize (1000)
+        kerberos     (krb5_conf, keytab): accept SASL GSSAPI binds with ldap/<any host>
+                     keys of that keytab; user@REALM is cn=user,cn=Users,<base>
         debug        slapd -d level; any level keeps slapd in the foreground, "stats"
                      logs every operation and its result to slapd.log
         """
@@ -81,6 +83,7 @@ class Slapd(daemon.LabDaemon):
         self.unauthenticated_bind = unauthenticated_bind
         self.debug = debug
         self.size_limit = size_limit
+        self.kerberos = kerberos
         self.conf_path = os.path.join(self.workdir, "slapd.conf")
         self.log_path = os.path.join(self.workdir, "slapd.log")
         self.ldap_conf = os.path.join(self.workdir, "ldap.conf")
@@ -120,7 +123,7 @@ class Slapd(daemon.LabDaemon):
         t0 = time.monotonic()
         urls = "%s/ %s" % (self.uri, self.ldapi_uri)
         self._proc = daemon.spawn([slapd, "-f", self.conf_path, "-h", urls, "-d", str(self.debug)],
-                                  self.log_path)
+                                  self.log_path, env=self._kerberos_env())
         self.pid = self._proc.pid
         try:
             # TCP accept alone can precede the end of start-up; a rootDSE read cannot.
@@ -252,7 +255,7 @@ class Slapd(daemon.LabDaemon):
             "# loading and test-time edits need no password, and nothing else gets in that way.",
             'authz-regexp "^gidNumber=%d\\\\+uidNumber=%d,cn=peercred,cn=external,cn=auth$" "%s"'
             % (gid, uid, self.admin_dn),
-        ]
+        ] + self._sasl_conf()
         if self.tls_cert:
             lines += ["TLSCertificateFile %s" % self.tls_cert,
                       "TLSCertificateKeyFile %s" % self.tls_key]
@@ -290,6 +293,28 @@ class Slapd(daemon.LabDaemon):
         ]
         lines += self._acl()
         return "\n".join(lines) + "\n"
+
+    def _kerberos_env(self):
+        if not self.kerberos:
+            return None
+        krb5_conf, keytab = self.kerberos
+        # The acceptor takes any ldap/<host> key of its keytab, so one slapd answers to
+        # ldap/localhost and ldap/mail.example.test alike.
+        own = os.path.join(self.workdir, "krb5.conf")
+        with open(krb5_conf) as f:
+            text = f.read()
+        with open(own, "w") as f:
+            f.write(text.replace("[libdefaults]\n", "[libdefaults]\n\tignore_acceptor_hostname = true\n", 1))
+        return dict(os.environ, KRB5_CONFIG=own, KRB5_KTNAME="FILE:" + keytab,
+                    KRB5RCACHETYPE="none")
+
+    def _sasl_conf(self):
+        if not self.kerberos:
+            return []
+        return ["# SASL GSSAPI: principal user@REALM is the account cn=user,cn=Users.",
+                "sasl-host localhost",
+                'authz-regexp "^uid=([^,]+)(,cn=[^,]+)?,cn=gssapi,cn=auth$" "cn=$1,cn=Users,%s"'
+                % self.base_dn]
 
     def _limits(self):
         if not self.size_limit:

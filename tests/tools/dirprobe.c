@@ -163,8 +163,8 @@ static void do_scan(struct directory *d, const char *filter, unsigned page, size
     size_t n = 0;
     const char *server = NULL;
     printf("{\"dns\":[");
-    enum directory_status st = directory_scan_accounts(d, filter, page, print_scanned, &s, &n,
-                                                       &server);
+    enum directory_status st =
+        directory_scan_accounts(d, filter, page, print_scanned, &s, &n, &server);
     printf("],\"status\":\"%s\",\"ms\":%llu,\"n_scanned\":%zu,\"server\":", STATUS[st],
            (unsigned long long)elapsed(t0), n);
     json_string(stdout, server);
@@ -307,7 +307,7 @@ int main(int argc, char **argv)
     };
     bool verbose = false;
     int opt;
-    while ((opt = getopt(argc, argv, "+H:d:b:D:y:NC:kn:t:p:v")) != -1) {
+    while ((opt = getopt(argc, argv, "+H:d:b:D:y:K:P:NC:kn:t:p:v")) != -1) {
         switch (opt) {
         case 'H':
             if (cfg.n_uris < 16)
@@ -315,6 +315,12 @@ int main(int argc, char **argv)
             break;
         case 'd':
             cfg.discover_domain = optarg;
+            break;
+        case 'K':
+            cfg.keytab = optarg;
+            break;
+        case 'P':
+            cfg.bind_principal = optarg;
             break;
         case 'b':
             cfg.base_dn = optarg;

@@ -263,6 +263,18 @@ static void test_directory_servers_from_dns(void **state)
     expect_error("directory {\n    BaseDN DC=corp,DC=example,DC=com\n}\n" LISTENER_IMAP,
                  "t.conf:1: the directory block needs at least one URI, or a Domain whose "
                  "domain controllers DNS SRV records name");
+    c = parse_ok(
+        "directory {\n    URI ldap://dc1\n    BaseDN DC=corp\n"
+        "    BindKeytab /etc/postern/ldap.keytab\n    BindPrincipal MAIL$@CORP\n}\n" LISTENER_IMAP);
+    assert_string_equal(c->directory.client.keytab, "/etc/postern/ldap.keytab");
+    assert_string_equal(c->directory.client.bind_principal, "MAIL$@CORP");
+    config_unref(c);
+    expect_error("directory {\n    URI ldap://dc1\n    BaseDN DC=corp\n    BindKeytab k\n"
+                 "    BindDN CN=x\n    BindPasswordFile p\n}\n" LISTENER_IMAP,
+                 "t.conf:1: BindKeytab (SASL GSSAPI) and BindDN (simple bind) exclude each other");
+    expect_error("directory {\n    URI ldap://dc1\n    BaseDN DC=corp\n    BindPrincipal "
+                 "p\n}\n" LISTENER_IMAP,
+                 "t.conf:1: BindPrincipal needs BindKeytab");
 }
 
 /* POLICY.md §4: who may use a protocol, and who may open another's mailbox. */
