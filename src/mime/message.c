@@ -482,8 +482,16 @@ static struct part_end scan_part(struct scanner *s, struct mime_part *part)
     struct part_end end = {0};
     struct pos body;
     if (scan_header(s, part, &end)) {
+        /* a boundary cut the header short: the body is empty, and a message/rfc822 part
+         * still holds a message, with an empty header */
         classify(s, part);
         part->body.start = part->body.end = end.at.off;
+        if (part->kind == MIME_KIND_MESSAGE) {
+            struct mime_part *inner = new_part(s, part, true, false);
+            inner->header.start = inner->header.end = end.at.off;
+            inner->body = inner->header;
+            classify(s, inner);
+        }
         return end;
     }
     body = end.at;
