@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 
 #include "postern/account_policy.h"
@@ -102,11 +103,44 @@ bool auth_reason_is_failure(enum auth_reason r)
 
 /* ---- context: directory + rules, published like TLS credentials ---------------------------- */
 
+/* What a secret file looked like when it was read: a reload rereads it when it changed
+ * (a rotated service password or keytab), which stat() can tell even as User. */
+struct file_stamp {
+    bool present;
+    dev_t dev;
+    ino_t ino;
+    off_t size;
+    struct timespec mtime, ctime;
+};
+
+static struct file_stamp stamp_of(const char *path)
+{
+    struct file_stamp st = {0};
+    struct stat sb;
+    if (path != NULL && stat(path, &sb) == 0) {
+        st.present = true;
+        st.dev = sb.st_dev;
+        st.ino = sb.st_ino;
+        st.size = sb.st_size;
+        st.mtime = sb.st_mtim;
+        st.ctime = sb.st_ctim;
+    }
+    return st;
+}
+
+static bool same_stamp(struct file_stamp a, struct file_stamp b)
+{
+    return a.present == b.present && a.dev == b.dev && a.ino == b.ino && a.size == b.size &&
+           a.mtime.tv_sec == b.mtime.tv_sec && a.mtime.tv_nsec == b.mtime.tv_nsec &&
+           a.ctime.tv_sec == b.ctime.tv_sec && a.ctime.tv_nsec == b.ctime.tv_nsec;
+}
+
 struct auth_context {
     atomic_int refs;
     struct directory *dir;
     struct config *config; /* the configuration its directory was built from */
-    pthread_mutex_t lock;  /* guards the lazily read naming below */
+    struct file_stamp password_file, keytab;
+    pthread_mutex_t lock; /* guards the lazily read naming below */
     bool naming_read;
     struct directory_naming naming;
     char **privileged_groups;
@@ -125,6 +159,8 @@ struct auth_context *auth_context_new(const struct config *c, char *err, size_t 
     atomic_init(&ctx->refs, 1);
     pthread_mutex_init(&ctx->lock, NULL);
     ctx->config = config_ref((struct config *)c);
+    ctx->password_file = stamp_of(c->directory.client.bind_password_file);
+    ctx->keytab = stamp_of(c->directory.client.keytab);
     char derr[256] = "";
     ctx->dir = directory_new(&c->directory.client, derr, sizeof(derr));
     if (ctx->dir == NULL) {
@@ -188,7 +224,11 @@ bool auth_context_matches(const struct auth_context *ctx, const struct config *c
         if (strcmp(a->uris[i], b->uris[i]) != 0)
             return false;
     return same_text(a->base_dn, b->base_dn) && same_text(a->bind_dn, b->bind_dn) &&
-           same_text(a->bind_password_file, b->bind_password_file) && a->tls == b->tls &&
+           same_text(a->bind_password_file, b->bind_password_file) &&
+           same_stamp(ctx->password_file, stamp_of(b->bind_password_file)) &&
+           same_text(a->keytab, b->keytab) && same_stamp(ctx->keytab, stamp_of(b->keytab)) &&
+           same_text(a->bind_principal, b->bind_principal) &&
+           same_text(a->discover_domain, b->discover_domain) && a->tls == b->tls &&
            same_text(a->ca_file, b->ca_file) && a->verify_certificate == b->verify_certificate &&
            a->network_timeout == b->network_timeout &&
            a->operation_timeout == b->operation_timeout && a->pool_size == b->pool_size;

@@ -4,6 +4,7 @@ import imaplib
 import os
 import poplib
 import subprocess
+import re
 import time
 
 import pytest
@@ -563,3 +564,46 @@ def test_invalid_enablement_rules_are_configuration_errors(server_tls, tmp_path)
         s.write_config()
         status, out = postern.check_config(s.conf)
         assert status != 0 and message in out, (extra, out)
+
+
+def test_reload_rereads_a_rotated_service_password(slapd, server_tls, tls_ctx, make_server):
+    """The service password changes in the directory and in BindPasswordFile; SIGHUP makes
+    postern read the file again (its stat changed) and bind with the new one."""
+    d = new_dir()
+    s = make_server(directory=d, global_extra=postern.directory_block(slapd, d))
+    secret = os.path.join(d, "ldap.secret")
+    os.chmod(secret, 0o644)  # a reload reads it as User (nobody)
+    assert imap_login(s, tls_ctx, "jdoe")[0]
+    rotated = "Rotated-Service-Pass-7"
+
+    def set_service_password(pw):
+        slapd.modify("dn: %s\nchangetype: modify\nreplace: userPassword\nuserPassword: %s\n"
+                     % (slapd.service_dn, pw))
+    try:
+        set_service_password(rotated)
+        with open(secret, "w") as f:
+            f.write(rotated + "\n")
+        start = os.path.getsize(slapd.log_path)
+        s.reload()
+        assert "reload failed" not in s.log_text()
+        assert imap_login(s, tls_ctx, "jdoe")[0]
+        time.sleep(0.2)
+        with open(slapd.log_path, errors="replace") as f:
+            f.seek(start)
+            log = f.read()
+        # new lookup connections bound as the service account with the new password
+        conns = re.findall(r'conn=(\d+) op=\d+ BIND dn="%s" method=128' % re.escape(slapd.service_dn),
+                           log)
+        assert conns, "no service bind after the reload"
+        assert any(re.search(r"conn=%s op=\d+ RESULT tag=97 err=0" % c, log) for c in conns)
+        # a reload without any change keeps the running client: no new service bind
+        start = os.path.getsize(slapd.log_path)
+        s.reload()
+        assert imap_login(s, tls_ctx, "jdoe")[0]
+        time.sleep(0.2)
+        with open(slapd.log_path, errors="replace") as f:
+            f.seek(start)
+            assert 'BIND dn="%s"' % slapd.service_dn not in f.read()
+    finally:
+        set_service_password(slapd.service_pw)
+    assert rotated not in s.log_text()
