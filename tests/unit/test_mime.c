@@ -462,6 +462,11 @@ static void test_large_message_memory(void **state)
     for (int i = 0; i < 25 * 1024 * 1024 / 69; i++)
         fputs("never a boundary line, just text that goes on and on and on and on..\n", f);
     fflush(f);
+    FILE *clear = fopen("/proc/self/clear_refs", "w"); /* "5" resets the peak RSS */
+    if (clear != NULL) {
+        fputs("5", clear);
+        fclose(clear);
+    }
     long before = vm_hwm_kb();
     enum mime_error error;
     struct mime_message *msg = mime_message_open_fd(fileno(f), &error);
@@ -473,10 +478,13 @@ static void test_large_message_memory(void **state)
                                                      "e AT THE END"),
                      1);
     long after = vm_hwm_kb();
-    if (before > 0 && after > 0)
-        assert_true(after - before < 16 * 1024); /* KiB */
     mime_message_free(msg);
     fclose(f);
+    print_message("peak RSS grew by %ld KiB for a 50 MB message\n", after - before);
+#ifndef __SANITIZE_ADDRESS__ /* ASan's quarantine and shadow memory make RSS meaningless */
+    if (before > 0 && after > 0)
+        assert_true(after - before < 16 * 1024); /* KiB */
+#endif
 }
 
 static void test_open_errors(void **state)
@@ -495,18 +503,13 @@ int main(void)
     if (!mime_init())
         return 1;
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_imap_strings),
-        cmocka_unit_test(test_address_lists),
-        cmocka_unit_test(test_content_parameters),
-        cmocka_unit_test(test_plain_lf_and_crlf_sizes),
-        cmocka_unit_test(test_part_numbers),
-        cmocka_unit_test(test_header_fields),
-        cmocka_unit_test(test_partial_copies),
-        cmocka_unit_test(test_malformed_structures),
-        cmocka_unit_test(test_limits),
-        cmocka_unit_test(test_search_helpers),
-        cmocka_unit_test(test_large_message_memory),
-        cmocka_unit_test(test_open_errors),
+        /* first, while the heap is still small, so the peak RSS means something */
+        cmocka_unit_test(test_large_message_memory),    cmocka_unit_test(test_imap_strings),
+        cmocka_unit_test(test_address_lists),           cmocka_unit_test(test_content_parameters),
+        cmocka_unit_test(test_plain_lf_and_crlf_sizes), cmocka_unit_test(test_part_numbers),
+        cmocka_unit_test(test_header_fields),           cmocka_unit_test(test_partial_copies),
+        cmocka_unit_test(test_malformed_structures),    cmocka_unit_test(test_limits),
+        cmocka_unit_test(test_search_helpers),          cmocka_unit_test(test_open_errors),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
