@@ -22,7 +22,7 @@
 #define MIME_MAX_DEPTH 100
 #define MIME_MAX_PARTS 10000
 /* Header values kept for ENVELOPE and BODYSTRUCTURE are cut at this many bytes. */
-#define MIME_MAX_HEADER_VALUE (256u * 1024u)
+#define MIME_MAX_HEADER_VALUE ((size_t)256 * 1024)
 
 enum mime_error {
     MIME_OK = 0,

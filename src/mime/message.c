@@ -13,7 +13,7 @@
 
 #include "postern/util.h"
 
-#define READ_BUF (64u * 1024u)
+#define READ_BUF ((size_t)64 * 1024)
 /* RFC 2046 allows 70; longer ones are matched up to this many bytes of a line. */
 #define MAX_BOUNDARY 1000u
 

@@ -458,7 +458,6 @@ void mime_imap_address_list(struct mime_buf *out, const char *value, size_t len)
     struct address_parser ap = {
         .lx = {(const unsigned char *)value, (const unsigned char *)value + len, {0}}};
     parse_address_list(&ap);
-    free_address(&ap.cur);
     if (ap.n == 0) {
         mime_buf_add_str(out, "NIL");
     } else {
@@ -482,6 +481,7 @@ void mime_imap_address_list(struct mime_buf *out, const char *value, size_t len)
     }
     for (size_t i = 0; i < ap.n; i++)
         free_address(&ap.list[i]);
+    free_address(&ap.cur); /* what a broken address left unpushed */
     free(ap.list);
     mime_buf_free(&ap.word);
     mime_buf_free(&ap.lx.comment);

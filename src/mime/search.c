@@ -10,7 +10,7 @@
 
 #include "postern/util.h"
 
-#define TEXT_CHUNK (64u * 1024u)
+#define TEXT_CHUNK ((size_t)64 * 1024)
 
 static pthread_once_t init_once = PTHREAD_ONCE_INIT;
 static bool initialised;
