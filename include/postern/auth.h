@@ -118,8 +118,14 @@ struct auth_context;
 struct auth_context *auth_context_new(const struct config *c, char *err, size_t errlen);
 void auth_context_publish(struct auth_context *ctx);
 void auth_context_unref(struct auth_context *ctx);
-/* Whether the configuration would build the same context (then a reload keeps it). */
-bool auth_context_matches(const struct auth_context *ctx, const struct config *c);
+/* What a reload with this configuration would change about the context. */
+enum auth_context_change {
+    AUTH_CONTEXT_SAME,
+    AUTH_CONTEXT_SECRETS_CHANGED,  /* same settings; BindPasswordFile or BindKeytab changed */
+    AUTH_CONTEXT_SETTINGS_CHANGED, /* the directory block differs */
+};
+enum auth_context_change auth_context_compare(const struct auth_context *ctx,
+                                              const struct config *c);
 struct auth_context *auth_context_current(void);
 
 /* A new attempt describing connection c; login and secret are copied. `mech` may be NULL for

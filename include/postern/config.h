@@ -86,6 +86,10 @@ struct config {
     unsigned io_threads; /* 0: one per core */
     unsigned worker_threads;
     unsigned worker_queue;
+    unsigned store_threads;
+    /* Where an account's mailboxes live: %k is its rename-proof key (objectGUID/entryUUID),
+     * %1k..%9k the key's first characters (store_expand_root). */
+    char *mailbox_root;
     unsigned max_connections;
     unsigned max_connections_per_ip;
     char *tls_certificate;

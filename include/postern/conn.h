@@ -67,6 +67,21 @@ const char *conn_tls_description(const struct conn *c, char *buf, size_t len);
  * and its session stay allocated until `done` has run, even if the client goes away meanwhile
  * (check conn_is_closing there). False when the pool's queue is full. */
 bool conn_submit(struct conn *c, void (*work)(void *), void (*done)(void *), void *arg);
+/* The same on the store's own pool (mailbox commands), so that a slow directory that keeps
+ * the authentication workers busy never delays sessions already logged in. */
+bool conn_submit_store(struct conn *c, void (*work)(void *), void (*done)(void *), void *arg);
+
+/* Appends a whole buffer (emptied) to the output, in order with everything else written. */
+void conn_write_buffer(struct conn *c, struct evbuffer *buf);
+/* Sends bytes [offset, offset+length) of the file fd (dup'ed; the caller keeps its own) as
+ * the socket drains, a chunk at a time, in order with what is written before and after.
+ * crlf: a LF without a CR before it is sent as CRLF (IMAP and POP3 speak CRLF; Maildir files
+ * often hold LF). Of the bytes so produced, the first `skip` are dropped and at most `limit`
+ * sent (IMAP partial fetches count in sent bytes). Exactly `limit` bytes must come out: if
+ * the file delivers fewer, the connection is dropped (the peer was promised a length).
+ * False if fd could not be duplicated. */
+bool conn_write_file(struct conn *c, int fd, uint64_t offset, uint64_t length, bool crlf,
+                     uint64_t skip, uint64_t limit);
 /* Run fn(arg) on this connection's thread after `ms` milliseconds; the connection and its
  * session stay allocated until then (check conn_is_closing in fn). */
 void conn_defer(struct conn *c, unsigned ms, void (*fn)(void *), void *arg);

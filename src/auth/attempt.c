@@ -213,25 +213,29 @@ static bool same_text(const char *a, const char *b)
     return a == b || (a && b && strcmp(a, b) == 0);
 }
 
-bool auth_context_matches(const struct auth_context *ctx, const struct config *c)
+enum auth_context_change auth_context_compare(const struct auth_context *ctx,
+                                              const struct config *c)
 {
     if (ctx == NULL || !c->directory.configured)
-        return ctx == NULL && !c->directory.configured;
+        return ctx == NULL && !c->directory.configured ? AUTH_CONTEXT_SAME
+                                                       : AUTH_CONTEXT_SETTINGS_CHANGED;
     const struct directory_config *a = &ctx->config->directory.client, *b = &c->directory.client;
-    if (a->n_uris != b->n_uris)
-        return false;
-    for (size_t i = 0; i < a->n_uris; i++)
-        if (strcmp(a->uris[i], b->uris[i]) != 0)
-            return false;
-    return same_text(a->base_dn, b->base_dn) && same_text(a->bind_dn, b->bind_dn) &&
+    bool same = a->n_uris == b->n_uris;
+    for (size_t i = 0; same && i < a->n_uris; i++)
+        same = strcmp(a->uris[i], b->uris[i]) == 0;
+    same = same && same_text(a->base_dn, b->base_dn) && same_text(a->bind_dn, b->bind_dn) &&
            same_text(a->bind_password_file, b->bind_password_file) &&
-           same_stamp(ctx->password_file, stamp_of(b->bind_password_file)) &&
-           same_text(a->keytab, b->keytab) && same_stamp(ctx->keytab, stamp_of(b->keytab)) &&
-           same_text(a->bind_principal, b->bind_principal) &&
+           same_text(a->keytab, b->keytab) && same_text(a->bind_principal, b->bind_principal) &&
            same_text(a->discover_domain, b->discover_domain) && a->tls == b->tls &&
            same_text(a->ca_file, b->ca_file) && a->verify_certificate == b->verify_certificate &&
            a->network_timeout == b->network_timeout &&
            a->operation_timeout == b->operation_timeout && a->pool_size == b->pool_size;
+    if (!same)
+        return AUTH_CONTEXT_SETTINGS_CHANGED;
+    if (!same_stamp(ctx->password_file, stamp_of(b->bind_password_file)) ||
+        !same_stamp(ctx->keytab, stamp_of(b->keytab)))
+        return AUTH_CONTEXT_SECRETS_CHANGED;
+    return AUTH_CONTEXT_SAME;
 }
 
 /* Encodes "S-1-5-21-a-b-c" plus a RID as an escaped binary filter value (\01\05...). */

@@ -432,6 +432,21 @@ static void listener_directive(struct parser *ps, const struct statement *st,
     }
 }
 
+/* "%k" or "%1k".."%9k" somewhere in a MailboxRoot template: without the key, every account
+ * would share one store. */
+static bool has_key_placeholder(const char *t)
+{
+    for (const char *p = strchr(t, '%'); p != NULL; p = strchr(p + 1, '%')) {
+        if (p[1] == '%') {
+            p++;
+            continue;
+        }
+        if (p[1] == 'k' || (p[1] >= '1' && p[1] <= '9' && p[2] == 'k'))
+            return true;
+    }
+    return false;
+}
+
 static void global_directive(struct parser *ps, const struct statement *st, struct config *c)
 {
     if (is(st, "User"))
@@ -452,7 +467,15 @@ static void global_directive(struct parser *ps, const struct statement *st, stru
         parse_number(ps, st, COUNT, 1, 1024, &c->worker_threads);
     else if (is(st, "WorkerQueue"))
         parse_number(ps, st, COUNT, 1, 1000000, &c->worker_queue);
-    else if (is(st, "MaxConnections"))
+    else if (is(st, "StoreThreads"))
+        parse_number(ps, st, COUNT, 1, 1024, &c->store_threads);
+    else if (is(st, "MailboxRoot")) {
+        if (parse_string(ps, st, &c->mailbox_root) &&
+            (c->mailbox_root[0] != '/' || !has_key_placeholder(c->mailbox_root)))
+            fail(ps, st->line,
+                 "MailboxRoot: '%s' must be an absolute path with %%k (the account's key)",
+                 c->mailbox_root);
+    } else if (is(st, "MaxConnections"))
         parse_number(ps, st, COUNT, 1, 1000000, &c->max_connections);
     else if (is(st, "MaxConnectionFromSingleIP"))
         parse_number(ps, st, COUNT, 1, 1000000, &c->max_connections_per_ip);
@@ -693,6 +716,7 @@ struct config *config_parse(const char *path, const char *text, size_t len, char
     c->log_level = LOG_LEVEL_INFO;
     c->worker_threads = 8;
     c->worker_queue = 10000;
+    c->store_threads = 8;
     c->max_connections = 10000;
     c->max_connections_per_ip = 100;
     c->tls_priority = xstrdup(DEFAULT_TLS_PRIORITY);
@@ -891,6 +915,7 @@ void config_unref(struct config *c)
     free(c->user);
     free(c->pid_file);
     free(c->audit_log);
+    free(c->mailbox_root);
     free(c->tls_certificate);
     free(c->tls_key);
     free(c->tls_chain);

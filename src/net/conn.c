@@ -2,6 +2,7 @@
 #include "conn_internal.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <event2/buffer.h>
 #include <event2/event.h>
 #include <gnutls/gnutls.h>
@@ -25,6 +26,22 @@
 #define OUTPUT_HIGH_WATER ((size_t)1024 * 1024)
 #define READ_CHUNK 16384
 #define CLOSE_LINGER_SECONDS 10
+/* A file range is read into the output buffer a chunk at a time, whenever what is queued
+ * falls below this: a 50 MB message never sits in memory. */
+#define PUMP_LOW_WATER ((size_t)256 * 1024)
+#define PUMP_CHUNK ((size_t)64 * 1024)
+
+/* Output that is not in memory yet: a range of a file (fd >= 0), or the bytes written after
+ * such a range (text), in the order they were written. */
+struct out_item {
+    struct out_item *next;
+    int fd;
+    uint64_t offset, raw_left; /* where to read next, and how much of the range is left */
+    bool crlf;                 /* a LF without CR before it goes out as CRLF */
+    bool prev_cr;
+    uint64_t skip, left; /* bytes (as sent) to drop first; bytes still to send */
+    struct evbuffer *text;
+};
 
 enum tls_state {
     TLS_OFF,
@@ -58,9 +75,10 @@ struct conn {
     bool closing; /* flushing the last output */
     bool dead;    /* socket closed; memory waits for callbacks and jobs */
     bool paused;
-    int busy;            /* nesting of protocol callbacks running now */
-    char *account_scope; /* MaxConnectionsPerUser slot held, or NULL */
-    int jobs;            /* worker jobs not yet completed */
+    int busy;                                /* nesting of protocol callbacks running now */
+    char *account_scope;                     /* MaxConnectionsPerUser slot held, or NULL */
+    int jobs;                                /* worker jobs not yet completed */
+    struct out_item *pending, *pending_tail; /* output after c->out, not read yet */
 };
 
 static void on_read(evutil_socket_t fd, short what, void *arg);
@@ -104,6 +122,76 @@ static void arm_timer(struct conn *c, unsigned seconds)
     evtimer_add(c->ev_timer, &tv);
 }
 
+static void free_pending(struct conn *c)
+{
+    while (c->pending) {
+        struct out_item *i = c->pending;
+        c->pending = i->next;
+        if (i->fd >= 0)
+            close(i->fd);
+        if (i->text)
+            evbuffer_free(i->text);
+        free(i);
+    }
+    c->pending_tail = NULL;
+}
+
+/* Moves pending output into c->out until it holds PUMP_LOW_WATER bytes. False when a file
+ * could not deliver the bytes promised (it shrank, or a read failed): the peer was told a
+ * literal's length, so the connection cannot go on. */
+static bool pump(struct conn *c)
+{
+    while (c->pending && evbuffer_get_length(c->out) < PUMP_LOW_WATER) {
+        struct out_item *i = c->pending;
+        if (i->fd < 0 || i->left == 0) {
+            if (i->text)
+                evbuffer_add_buffer(c->out, i->text);
+            c->pending = i->next;
+            if (c->pending == NULL)
+                c->pending_tail = NULL;
+            if (i->fd >= 0)
+                close(i->fd);
+            if (i->text)
+                evbuffer_free(i->text);
+            free(i);
+            continue;
+        }
+        unsigned char raw[PUMP_CHUNK], out[2 * PUMP_CHUNK];
+        size_t want = i->raw_left < sizeof(raw) ? (size_t)i->raw_left : sizeof(raw);
+        ssize_t r = want ? pread(i->fd, raw, want, (off_t)i->offset) : 0;
+        if (r <= 0) {
+            log_warning("conn %llu: a message file ended or failed while being sent (%s)",
+                        (unsigned long long)c->id, r < 0 ? strerror(errno) : "short");
+            return false;
+        }
+        i->offset += (uint64_t)r;
+        i->raw_left -= (uint64_t)r;
+        size_t n = 0;
+        for (ssize_t k = 0; k < r; k++) {
+            if (i->crlf && raw[k] == '\n' && !i->prev_cr)
+                out[n++] = '\r';
+            out[n++] = raw[k];
+            i->prev_cr = raw[k] == '\r';
+        }
+        size_t from = 0;
+        if (i->skip > 0) {
+            from = i->skip < n ? (size_t)i->skip : n;
+            i->skip -= from;
+        }
+        size_t give = n - from;
+        if (give > i->left)
+            give = (size_t)i->left;
+        evbuffer_add(c->out, out + from, give);
+        i->left -= give;
+        if (i->left > 0 && i->raw_left == 0) {
+            log_warning("conn %llu: a message file is shorter than announced",
+                        (unsigned long long)c->id);
+            return false;
+        }
+    }
+    return true;
+}
+
 /* Whether to wait for input: not while closing, not while the TLS switch is pending, and not
  * when either buffer is full (backpressure). */
 static void update_read_interest(struct conn *c)
@@ -112,7 +200,7 @@ static void update_read_interest(struct conn *c)
         return;
     bool want = !c->closing && c->tls_state != TLS_WAIT_FLUSH &&
                 evbuffer_get_length(c->in) < input_limit(c) &&
-                evbuffer_get_length(c->out) < OUTPUT_HIGH_WATER;
+                evbuffer_get_length(c->out) < OUTPUT_HIGH_WATER && c->pending == NULL;
     if (want)
         event_add(c->ev_read, NULL);
     else
@@ -200,6 +288,10 @@ static void handshake(struct conn *c)
 
 static void flush(struct conn *c)
 {
+    if (!pump(c)) {
+        destroy(c);
+        return;
+    }
     while (!c->dead && evbuffer_get_length(c->out) > 0) {
         size_t n = evbuffer_get_contiguous_space(c->out);
         if (n > READ_CHUNK)
@@ -231,6 +323,10 @@ static void flush(struct conn *c)
             }
         }
         evbuffer_drain(c->out, (size_t)r);
+        if (c->pending && !pump(c)) {
+            destroy(c);
+            return;
+        }
     }
     if (c->dead)
         return;
@@ -367,6 +463,7 @@ static void destroy(struct conn *c)
     close(c->fd);
     evbuffer_free(c->in);
     evbuffer_free(c->out);
+    free_pending(c);
     limits_release("", &c->peer);
     limits_release(c->listener->lc->name, &c->peer);
     limits_release(c->listener->lc->name, NULL);
@@ -451,11 +548,27 @@ struct evbuffer *conn_input(struct conn *c)
     return c->in;
 }
 
+/* Where written bytes go: c->out, or behind a file range that is still being sent. */
+static struct evbuffer *output_tail(struct conn *c)
+{
+    if (c->pending == NULL)
+        return c->out;
+    struct out_item *t = c->pending_tail;
+    if (t->fd >= 0 || t->text == NULL) {
+        struct out_item *i = xcalloc(1, sizeof(*i));
+        i->fd = -1;
+        i->text = evbuffer_new();
+        t->next = i;
+        c->pending_tail = t = i;
+    }
+    return t->text;
+}
+
 void conn_write(struct conn *c, const void *data, size_t len)
 {
     if (c->dead)
         return;
-    evbuffer_add(c->out, data, len);
+    evbuffer_add(output_tail(c), data, len);
     schedule_flush(c);
 }
 
@@ -465,9 +578,37 @@ void conn_printf(struct conn *c, const char *fmt, ...)
         return;
     va_list ap;
     va_start(ap, fmt);
-    evbuffer_add_vprintf(c->out, fmt, ap);
+    evbuffer_add_vprintf(output_tail(c), fmt, ap);
     va_end(ap);
     schedule_flush(c);
+}
+
+void conn_write_buffer(struct conn *c, struct evbuffer *buf)
+{
+    if (c->dead)
+        return;
+    evbuffer_add_buffer(output_tail(c), buf);
+    schedule_flush(c);
+}
+
+bool conn_write_file(struct conn *c, int fd, uint64_t offset, uint64_t length, bool crlf,
+                     uint64_t skip, uint64_t limit)
+{
+    if (c->dead)
+        return true;
+    int own = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+    if (own < 0)
+        return false;
+    struct out_item *i = xcalloc(1, sizeof(*i));
+    *i = (struct out_item){
+        .fd = own, .offset = offset, .raw_left = length, .crlf = crlf, .skip = skip, .left = limit};
+    if (c->pending_tail)
+        c->pending_tail->next = i;
+    else
+        c->pending = i;
+    c->pending_tail = i;
+    schedule_flush(c);
+    return true;
 }
 
 void conn_close(struct conn *c, const char *why)
@@ -599,16 +740,28 @@ static void job_done(void *arg)
     free(j);
 }
 
-bool conn_submit(struct conn *c, void (*work)(void *), void (*done)(void *), void *arg)
+static bool submit_to(struct conn *c, struct worker_pool *pool, void (*work)(void *),
+                      void (*done)(void *), void *arg)
 {
     struct job *j = xmalloc(sizeof(*j));
     *j = (struct job){.c = c, .work = work, .done = done, .arg = arg};
-    if (!worker_submit(c->env.workers, c->thread, job_work, job_done, j)) {
+    if (!worker_submit(pool, c->thread, job_work, job_done, j)) {
         free(j);
         return false;
     }
     c->jobs++;
     return true;
+}
+
+bool conn_submit(struct conn *c, void (*work)(void *), void (*done)(void *), void *arg)
+{
+    return submit_to(c, c->env.workers, work, done, arg);
+}
+
+bool conn_submit_store(struct conn *c, void (*work)(void *), void (*done)(void *), void *arg)
+{
+    return submit_to(c, c->env.store_workers ? c->env.store_workers : c->env.workers, work, done,
+                     arg);
 }
 
 struct deferred {

@@ -29,8 +29,9 @@ struct conn_list {
 };
 
 struct conn_env {
-    struct worker_pool *workers;
-    atomic_uint *total; /* connections alive in the whole server */
+    struct worker_pool *workers;       /* directory and other authentication work */
+    struct worker_pool *store_workers; /* mailbox work: a slow directory never delays it */
+    atomic_uint *total;                /* connections alive in the whole server */
 };
 
 /* Takes ownership of fd and of the reference to l; runs on t from then on. */

@@ -37,6 +37,7 @@ struct server {
     struct conn_list *lists;
     unsigned n_threads, next_thread;
     struct worker_pool *workers;
+    struct worker_pool *store_workers;
     atomic_uint total;
     uint64_t next_id;
     bool stopping;
@@ -160,7 +161,8 @@ static void on_accept(struct evconnlistener *evl, evutil_socket_t fd, struct soc
     int one = 1;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
     unsigned t = s->next_thread++ % s->n_threads;
-    struct conn_env env = {.workers = s->workers, .total = &s->total};
+    struct conn_env env = {
+        .workers = s->workers, .store_workers = s->store_workers, .total = &s->total};
     uint64_t id = ++s->next_id;
     char text[48];
     log_debug("conn %llu: %s port %u on listener %s (%s, TLS %s)", (unsigned long long)id,
@@ -293,15 +295,22 @@ static void reload(struct server *s)
         config_unref(c);
         return;
     }
-    /* A new directory client only when its settings changed; the service password file must
-     * then be readable by User. */
+    /* A new directory client only when its settings changed (then it must work, or nothing
+     * changes), or when its secret files changed: a rotated password or keytab is read again,
+     * as User; if that fails, the running client (and its open connections) stays. */
     struct auth_context *running = auth_context_current();
-    bool new_directory = !auth_context_matches(running, c);
+    enum auth_context_change change = auth_context_compare(running, c);
     auth_context_unref(running);
     struct auth_context *auth = NULL;
+    bool new_directory = change != AUTH_CONTEXT_SAME;
     if (new_directory) {
         auth = auth_context_new(c, err, sizeof(err));
-        if (auth == NULL && err[0]) {
+        if (auth == NULL && err[0] && change == AUTH_CONTEXT_SECRETS_CHANGED) {
+            log_warning("reload: the directory's password file or keytab changed but cannot be "
+                        "read again (%s); the running directory client stays",
+                        err);
+            new_directory = false;
+        } else if (auth == NULL && err[0]) {
             log_error("reload failed, keeping the running configuration: %s", err);
             tls_creds_unref(creds);
             config_unref(c);
@@ -397,7 +406,8 @@ int server_run(struct server *s, void (*ready)(void *), void *arg)
         }
     }
     s->workers = worker_pool_new(s->config->worker_threads, s->config->worker_queue);
-    if (s->workers == NULL) {
+    s->store_workers = worker_pool_new(s->config->store_threads, s->config->worker_queue);
+    if (s->workers == NULL || s->store_workers == NULL) {
         log_error("cannot start the worker pool");
         return 1;
     }
@@ -418,7 +428,8 @@ int server_run(struct server *s, void (*ready)(void *), void *arg)
         log_info("listening on %s port %u (%s, TLS %s)", lc->address, lc->port,
                  protocol_name(lc->protocol), tls_mode_name(lc->tls));
     }
-    log_info("ready: %u I/O threads, %u workers", s->n_threads, s->config->worker_threads);
+    log_info("ready: %u I/O threads, %u workers, %u store workers", s->n_threads,
+             s->config->worker_threads, s->config->store_threads);
     if (ready)
         ready(arg);
 
@@ -437,6 +448,8 @@ int server_run(struct server *s, void (*ready)(void *), void *arg)
         io_thread_post(s->threads[i], post_abort, &s->lists[i]);
     worker_pool_free(s->workers); /* finishes jobs; their replies reach live threads */
     s->workers = NULL;
+    worker_pool_free(s->store_workers);
+    s->store_workers = NULL;
     for (unsigned i = 0; i < s->n_threads; i++)
         io_thread_stop(s->threads[i]);
     for (unsigned i = 0; i < s->n_threads; i++)

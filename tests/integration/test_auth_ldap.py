@@ -287,6 +287,9 @@ def test_reload_changes_login_rules_for_new_sessions(slapd, server_tls, tls_ctx,
     s.write_config()
     s.reload()
     assert imap_login(s, tls_ctx, "john.doe@example.test")[0]
+    # directory_block() rewrote the root-only password file: it changed, nobody cannot read
+    # it again, so the running directory client stayed -- and the new login rules applied
+    assert "password file or keytab changed but cannot be read again" in s.log_text()
 
 
 def test_check_config_reads_the_directory_settings(slapd, server_tls):

@@ -5,6 +5,7 @@ test (dirprobe, posternd) run in their own mount namespace whose /etc/resolv.con
 it, so the system's resolver configuration is never touched.
 """
 import os
+import random
 import shutil
 import socket
 import subprocess
@@ -15,7 +16,10 @@ import pytest
 from tests.lab import daemon, ports, postern
 from tests.integration.test_directory_client import Probe, _clean_env, dirprobe  # noqa: F401
 
-DNS_ADDR = "127.0.0.54"
+# Port 53 of a loopback address of our own: random, so that two test runs (say, CI and a
+# developer's) never meet.
+DNS_ADDR = "127.53.%d.%d" % (random.randint(0, 255), random.randint(2, 254))
+DEAD_DNS_ADDR = "127.54.%d.%d" % (random.randint(0, 255), random.randint(2, 254))
 DC_NAME = "mail.example.test"   # in the lab slapd's certificate
 pytestmark = pytest.mark.skipif(
     os.geteuid() != 0 or not shutil.which("unshare") or not shutil.which("dnsmasq"),
@@ -62,7 +66,7 @@ def dns(slapd, tmp_path_factory):
             f.write("nameserver %s\noptions timeout:1 attempts:1\n" % DNS_ADDR)
         dead_resolv = os.path.join(work, "resolv-dead.conf")
         with open(dead_resolv, "w") as f:
-            f.write("nameserver 127.0.0.55\noptions timeout:1 attempts:1\n")
+            f.write("nameserver %s\noptions timeout:1 attempts:1\n" % DEAD_DNS_ADDR)
         os.chmod(work, 0o755)
         for p in (resolv, dead_resolv):
             os.chmod(p, 0o644)

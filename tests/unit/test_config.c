@@ -277,6 +277,29 @@ static void test_directory_servers_from_dns(void **state)
                  "t.conf:1: BindPrincipal needs BindKeytab");
 }
 
+static void test_mailbox_root(void **state)
+{
+    (void)state;
+    struct config *c =
+        parse_ok("MailboxRoot /var/lib/postern/mail/%2k/%k\nStoreThreads 4\n" LISTENER_IMAP);
+    assert_string_equal(c->mailbox_root, "/var/lib/postern/mail/%2k/%k");
+    assert_int_equal(c->store_threads, 4);
+    config_unref(c);
+    c = parse_ok(LISTENER_IMAP);
+    assert_null(c->mailbox_root);
+    assert_int_equal(c->store_threads, 8);
+    config_unref(c);
+    expect_error("MailboxRoot /var/mail/shared\n" LISTENER_IMAP,
+                 "t.conf:1: MailboxRoot: '/var/mail/shared' must be an absolute path with %k "
+                 "(the account's key)");
+    expect_error("MailboxRoot mail/%k\n" LISTENER_IMAP,
+                 "t.conf:1: MailboxRoot: 'mail/%k' must be an absolute path with %k "
+                 "(the account's key)");
+    expect_error("MailboxRoot /m/%%k\n" LISTENER_IMAP,
+                 "t.conf:1: MailboxRoot: '/m/%%k' must be an absolute path with %k "
+                 "(the account's key)");
+}
+
 /* POLICY.md §4: who may use a protocol, and who may open another's mailbox. */
 static void test_enablement_and_delegation(void **state)
 {
@@ -932,6 +955,7 @@ int main(void)
         cmocka_unit_test(test_worker_queue_raised_to_threads),
         cmocka_unit_test(test_protocol_directives),
         cmocka_unit_test(test_enablement_and_delegation),
+        cmocka_unit_test(test_mailbox_root),
         cmocka_unit_test(test_directory_servers_from_dns),
         cmocka_unit_test(test_listener_directives),
         cmocka_unit_test(test_several_listeners),
