@@ -57,7 +57,8 @@ def standard_listeners(extra=None):
 
 class Posternd:
     def __init__(self, tls_files, listeners=None, directory=None, global_extra="",
-                 imap_extra="", pop3_extra="", user="nobody", log_level="debug"):
+                 imap_extra="", pop3_extra="", user="nobody", log_level="debug",
+                 mail=False):
         self.tls = tls_files
         self.listeners = listeners if listeners is not None else standard_listeners()
         self.dir = directory or tempfile.mkdtemp(prefix="posternd-")
@@ -68,6 +69,14 @@ class Posternd:
         self.global_extra, self.imap_extra, self.pop3_extra = global_extra, imap_extra, pop3_extra
         self.user = user if os.geteuid() == 0 else None
         self.log_level = log_level
+        # mail=True: accounts' mailboxes under <dir>/mail/<key> (MailboxRoot), owned by User
+        self.mail_root = os.path.join(self.dir, "mail") if mail else None
+        if self.mail_root:
+            os.makedirs(self.mail_root, exist_ok=True)
+            if self.user:
+                import pwd
+                pw = pwd.getpwnam(self.user)
+                os.chown(self.mail_root, pw.pw_uid, pw.pw_gid)
         self.proc = None
         self.write_config()
 
@@ -86,8 +95,10 @@ class Posternd:
                  "IOThreads 2",
                  "TLSCertificateFile %s" % quote(self.tls.cert),
                  "TLSKeyFile %s" % quote(self.tls.key),
-                 "AuditLog %s" % quote(self.audit),
-                 self.global_extra,
+                 "AuditLog %s" % quote(self.audit)]
+        if self.mail_root:
+            head.append("MailboxRoot %s" % quote(self.mail_root + "/%k"))
+        head += [self.global_extra,
                  "imap {\n%s\n}" % self.imap_extra,
                  "pop3 {\n%s\n}" % self.pop3_extra]
         return "\n".join(head) + "\n" + "".join(l.render() for l in self.listeners)
@@ -175,6 +186,40 @@ class Posternd:
 
     def __exit__(self, *exc):
         self.stop()
+
+
+def mailbox_dir(server, key, folder="INBOX"):
+    """The Maildir of `folder` of the account whose rename-proof key is `key` (Maildir++:
+    INBOX is the account's root, other folders .Name below it)."""
+    root = os.path.join(server.mail_root, key)
+    return root if folder.upper() == "INBOX" else os.path.join(root, "." + folder.replace("/", "."))
+
+
+def deliver(server, key, message, folder="INBOX"):
+    """Deliver like an MTA: write into tmp/, then rename into new/ (owned by User)."""
+    import socket
+    maildir = mailbox_dir(server, key, folder)
+    for sub in ("tmp", "new", "cur"):
+        os.makedirs(os.path.join(maildir, sub), exist_ok=True)
+    name = "%d.M%dP%d.%s" % (time.time(), time.monotonic_ns() % 1000000, os.getpid(),
+                             socket.gethostname())
+    tmp = os.path.join(maildir, "tmp", name)
+    with open(tmp, "wb") as f:
+        f.write(message if isinstance(message, bytes) else message.encode())
+        f.flush()
+        os.fsync(f.fileno())
+    if server.user:
+        import pwd
+        pw = pwd.getpwnam(server.user)
+        for path in (tmp,) + tuple(os.path.join(maildir, sub) for sub in ("tmp", "new", "cur")):
+            os.chown(path, pw.pw_uid, pw.pw_gid)
+        d = maildir
+        while d != server.mail_root and d.startswith(server.mail_root):
+            os.chown(d, pw.pw_uid, pw.pw_gid)
+            d = os.path.dirname(d)
+    final = os.path.join(maildir, "new", name)
+    os.rename(tmp, final)
+    return final
 
 
 def check_config(path):
