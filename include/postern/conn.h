@@ -73,15 +73,23 @@ bool conn_submit_store(struct conn *c, void (*work)(void *), void (*done)(void *
 
 /* Appends a whole buffer (emptied) to the output, in order with everything else written. */
 void conn_write_buffer(struct conn *c, struct evbuffer *buf);
-/* Sends bytes [offset, offset+length) of the file fd (dup'ed; the caller keeps its own) as
- * the socket drains, a chunk at a time, in order with what is written before and after.
- * crlf: a LF without a CR before it is sent as CRLF (IMAP and POP3 speak CRLF; Maildir files
- * often hold LF). Of the bytes so produced, the first `skip` are dropped and at most `limit`
- * sent (IMAP partial fetches count in sent bytes). Exactly `limit` bytes must come out: if
- * the file delivers fewer, the connection is dropped (the peer was promised a length).
- * False if fd could not be duplicated. */
-bool conn_write_file(struct conn *c, int fd, uint64_t offset, uint64_t length, bool crlf,
-                     uint64_t skip, uint64_t limit);
+/* A range of a file to send (conn_write_file). */
+struct conn_file_range {
+    uint64_t offset, length; /* bytes of the file */
+    bool crlf;      /* a LF without a CR before it is sent as CRLF (IMAP and POP3 speak CRLF;
+                       Maildir files often hold LF) */
+    bool dot_stuff; /* POP3 (RFC 1939 §3): a line that begins with '.' gets another */
+    uint64_t skip;  /* of the bytes so produced, drop the first `skip` ... */
+    uint64_t limit; /* ... and send exactly `limit` (an IMAP literal's announced length), or
+                       CONN_FILE_ALL: whatever the range produces */
+};
+#define CONN_FILE_ALL UINT64_MAX
+
+/* Sends a range of the file fd (dup'ed; the caller keeps its own) as the socket drains, a
+ * chunk at a time, in order with what is written before and after: a 50 MB message never
+ * sits in memory. If the file delivers fewer bytes than an exact `limit` promised, the
+ * connection is dropped. False if fd could not be duplicated. */
+bool conn_write_file(struct conn *c, int fd, const struct conn_file_range *range);
 /* Run fn(arg) on this connection's thread after `ms` milliseconds; the connection and its
  * session stay allocated until then (check conn_is_closing in fn). */
 void conn_defer(struct conn *c, unsigned ms, void (*fn)(void *), void *arg);

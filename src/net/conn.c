@@ -38,7 +38,9 @@ struct out_item {
     int fd;
     uint64_t offset, raw_left; /* where to read next, and how much of the range is left */
     bool crlf;                 /* a LF without CR before it goes out as CRLF */
-    bool prev_cr;
+    bool dot_stuff;            /* POP3: a '.' that begins a line goes out doubled */
+    bool prev_cr, line_start;
+    bool exact;          /* `left` was promised: a shorter file is an error */
     uint64_t skip, left; /* bytes (as sent) to drop first; bytes still to send */
     struct evbuffer *text;
 };
@@ -156,7 +158,7 @@ static bool pump(struct conn *c)
             free(i);
             continue;
         }
-        unsigned char raw[PUMP_CHUNK], out[2 * PUMP_CHUNK];
+        unsigned char raw[PUMP_CHUNK], out[3 * PUMP_CHUNK];
         size_t want = i->raw_left < sizeof(raw) ? (size_t)i->raw_left : sizeof(raw);
         ssize_t r = want ? pread(i->fd, raw, want, (off_t)i->offset) : 0;
         if (r <= 0) {
@@ -170,8 +172,11 @@ static bool pump(struct conn *c)
         for (ssize_t k = 0; k < r; k++) {
             if (i->crlf && raw[k] == '\n' && !i->prev_cr)
                 out[n++] = '\r';
+            if (i->dot_stuff && i->line_start && raw[k] == '.')
+                out[n++] = '.';
             out[n++] = raw[k];
             i->prev_cr = raw[k] == '\r';
+            i->line_start = raw[k] == '\n';
         }
         size_t from = 0;
         if (i->skip > 0) {
@@ -184,6 +189,10 @@ static bool pump(struct conn *c)
         evbuffer_add(c->out, out + from, give);
         i->left -= give;
         if (i->left > 0 && i->raw_left == 0) {
+            if (!i->exact) {
+                i->left = 0;
+                continue;
+            }
             log_warning("conn %llu: a message file is shorter than announced",
                         (unsigned long long)c->id);
             return false;
@@ -591,8 +600,7 @@ void conn_write_buffer(struct conn *c, struct evbuffer *buf)
     schedule_flush(c);
 }
 
-bool conn_write_file(struct conn *c, int fd, uint64_t offset, uint64_t length, bool crlf,
-                     uint64_t skip, uint64_t limit)
+bool conn_write_file(struct conn *c, int fd, const struct conn_file_range *range)
 {
     if (c->dead)
         return true;
@@ -600,8 +608,16 @@ bool conn_write_file(struct conn *c, int fd, uint64_t offset, uint64_t length, b
     if (own < 0)
         return false;
     struct out_item *i = xcalloc(1, sizeof(*i));
-    *i = (struct out_item){
-        .fd = own, .offset = offset, .raw_left = length, .crlf = crlf, .skip = skip, .left = limit};
+    bool exact = range->limit != CONN_FILE_ALL;
+    *i = (struct out_item){.fd = own,
+                           .offset = range->offset,
+                           .raw_left = range->length,
+                           .crlf = range->crlf,
+                           .dot_stuff = range->dot_stuff,
+                           .line_start = true,
+                           .exact = exact,
+                           .skip = range->skip,
+                           .left = exact ? range->limit : UINT64_MAX};
     if (c->pending_tail)
         c->pending_tail->next = i;
     else
