@@ -68,8 +68,9 @@ struct mime_part {
 
 struct mime_message;
 
-/* Analyse a message file. open_fd() takes its own duplicate of fd (yours stays open and its
- * offset is not used). NULL with *error set on failure. */
+/* Analyse a message file (a regular file). open_fd() opens the file again through
+ * /proc/self/fd: yours stays open and its offset is neither used nor moved. NULL with *error
+ * (and errno) set on failure. */
 struct mime_message *mime_message_open(const char *path, enum mime_error *error);
 struct mime_message *mime_message_open_fd(int fd, enum mime_error *error);
 void mime_message_free(struct mime_message *msg);

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "postern/util.h"
@@ -743,22 +744,25 @@ static void drop_values(struct mime_part *part)
 
 struct mime_message *mime_message_open_fd(int fd, enum mime_error *error)
 {
-    int own = fcntl(fd, F_DUPFD_CLOEXEC, 0);
-    if (own < 0) {
-        *error = MIME_ERR_IO;
-        return NULL;
-    }
-    off_t size = lseek(own, 0, SEEK_END);
-    if (size < 0) {
-        int saved = errno;
-        close(own);
+    /* a new open file description, so that GMime's seeks (search.c) never move the offset of
+     * the caller's descriptor; a plain duplicate where /proc is missing */
+    char proc_path[64];
+    snprintf(proc_path, sizeof(proc_path), "/proc/self/fd/%d", fd);
+    int own = fd < 0 ? -1 : open(proc_path, O_RDONLY | O_CLOEXEC);
+    if (own < 0 && fd >= 0)
+        own = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+    struct stat st;
+    if (own < 0 || fstat(own, &st) != 0 || !S_ISREG(st.st_mode)) {
+        int saved = own < 0 ? errno : S_ISREG(st.st_mode) ? errno : EINVAL;
+        if (own >= 0)
+            close(own);
         errno = saved;
         *error = MIME_ERR_IO;
         return NULL;
     }
     struct mime_message *msg = xcalloc(1, sizeof(*msg));
     msg->fd = own;
-    msg->file_size = (uint64_t)size;
+    msg->file_size = (uint64_t)st.st_size;
 
     struct scanner *s = xcalloc(1, sizeof(*s));
     reader_init(&s->rd, own, 0, msg->file_size);

@@ -498,6 +498,30 @@ static void test_open_errors(void **state)
     assert_string_equal(mime_error_text(MIME_ERR_NOT_FOUND), "no such section");
 }
 
+/* The caller's descriptor keeps its offset, however the message is read; pipes are refused. */
+static void test_caller_fd_untouched(void **state)
+{
+    (void)state;
+    static const char m[] = "Subject: x\n\nsome text to search\n";
+    int fd = memfd_create("test_mime_fd", MFD_CLOEXEC);
+    assert_int_equal(write(fd, m, sizeof(m) - 1), (ssize_t)(sizeof(m) - 1));
+    assert_int_equal(lseek(fd, 5, SEEK_SET), 5);
+    enum mime_error error;
+    struct mime_message *msg = mime_message_open_fd(fd, &error);
+    assert_non_null(msg);
+    assert_int_equal(mime_message_text_contains(msg, "TEXT TO"), 1);
+    assert_fetch(msg, "1", MIME_SECTION_BODY, "some text to search\r\n");
+    assert_int_equal(lseek(fd, 0, SEEK_CUR), 5);
+    mime_message_free(msg);
+    close(fd);
+    int p[2];
+    assert_int_equal(pipe(p), 0);
+    assert_null(mime_message_open_fd(p[0], &error));
+    assert_int_equal(error, MIME_ERR_IO);
+    close(p[0]);
+    close(p[1]);
+}
+
 int main(void)
 {
     if (!mime_init())
@@ -510,6 +534,7 @@ int main(void)
         cmocka_unit_test(test_header_fields),           cmocka_unit_test(test_partial_copies),
         cmocka_unit_test(test_malformed_structures),    cmocka_unit_test(test_limits),
         cmocka_unit_test(test_search_helpers),          cmocka_unit_test(test_open_errors),
+        cmocka_unit_test(test_caller_fd_untouched),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
