@@ -42,6 +42,8 @@ LIB_SRCS := $(sort $(wildcard src/core/*.c src/net/*.c src/imap/*.c src/pop3/*.c
                               src/auth/*.c src/policy/*.c src/audit/*.c src/store/*.c \
                               src/mime/*.c))
 LIB_OBJS := $(LIB_SRCS:%.c=$(BUILD)/obj/%.o)
+CLI_SRCS := $(sort $(wildcard src/cli/*.c))
+CLI_OBJS := $(CLI_SRCS:%.c=$(BUILD)/obj/%.o)
 UNIT_SRCS := $(wildcard tests/unit/test_*.c)
 UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
 FUZZ_SRCS := $(wildcard tests/fuzz/fuzz_*.c)
@@ -50,7 +52,7 @@ FUZZ_BINS := $(FUZZ_SRCS:tests/fuzz/%.c=build/fuzz/%)
 .PHONY: all deps check check-unit check-integration demo lint format fuzz fuzz-smoke \
         install clean
 
-all: $(BUILD)/posternd
+all: $(BUILD)/posternd $(BUILD)/posternctl
 
 $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -61,6 +63,9 @@ $(BUILD)/libpostern.a: $(LIB_OBJS)
 	ar rcs $@ $^
 
 $(BUILD)/posternd: $(BUILD)/obj/src/posternd.o $(BUILD)/libpostern.a
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBS)
+
+$(BUILD)/posternctl: $(CLI_OBJS) $(BUILD)/libpostern.a
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBS)
 
 $(BUILD)/tests/%: tests/unit/%.c $(BUILD)/libpostern.a
@@ -78,8 +83,9 @@ check: deps
 check-unit: $(UNIT_BINS)
 	@set -e; for t in $(UNIT_BINS); do echo "== $$t"; $$t; done
 
-check-integration: $(BUILD)/posternd
-	POSTERND=$(abspath $(BUILD)/posternd) $(PYTHON) -m pytest -q -ra tests/integration
+check-integration: $(BUILD)/posternd $(BUILD)/posternctl
+	POSTERND=$(abspath $(BUILD)/posternd) POSTERNCTL=$(abspath $(BUILD)/posternctl) \
+	    $(PYTHON) -m pytest -q -ra tests/integration
 
 demo: deps
 	@$(MAKE) --no-print-directory all
@@ -92,7 +98,7 @@ lint-run:
 	cppcheck --quiet --error-exitcode=1 --enable=warning,performance,portability \
 	    --inline-suppr --std=c11 -D_GNU_SOURCE -Iinclude --suppress=missingIncludeSystem \
 	    src tests/unit tests/fuzz
-	clang-tidy --quiet $(LIB_SRCS) src/posternd.c -- -std=gnu11 -D_GNU_SOURCE -Iinclude \
+	clang-tidy --quiet $(LIB_SRCS) $(CLI_SRCS) src/posternd.c -- -std=gnu11 -D_GNU_SOURCE -Iinclude \
 	    $(shell pkg-config --cflags $(PKGS))
 	clang-format --dry-run --Werror $(wildcard src/*.c src/*/*.c src/*/*.h include/postern/*.h)
 
@@ -117,10 +123,11 @@ fuzz-smoke: $(FUZZ_BINS)
 	    $$f -max_total_time=$(FUZZ_SECONDS) -print_final_stats=0 build/fuzz/work/$$n $$c \
 	        2>build/fuzz/$$n.log || { tail -50 build/fuzz/$$n.log; exit 1; }; done
 
-install: $(BUILD)/posternd
+install: $(BUILD)/posternd $(BUILD)/posternctl
 	install -d $(DESTDIR)$(SBINDIR) $(DESTDIR)$(MANDIR)/man5 $(DESTDIR)$(MANDIR)/man8 \
 	    $(DESTDIR)$(SYSCONFDIR)
 	install -m 755 $(BUILD)/posternd $(DESTDIR)$(SBINDIR)/posternd
+	install -m 755 $(BUILD)/posternctl $(DESTDIR)$(SBINDIR)/posternctl
 	install -m 644 docs/postern.conf.5 $(DESTDIR)$(MANDIR)/man5/postern.conf.5
 	install -m 644 docs/posternd.8 $(DESTDIR)$(MANDIR)/man8/posternd.8
 	install -d $(DESTDIR)$(UNITDIR)
@@ -134,4 +141,4 @@ install: $(BUILD)/posternd
 clean:
 	rm -rf build
 
--include $(LIB_OBJS:.o=.d) $(BUILD)/obj/src/posternd.d
+-include $(LIB_OBJS:.o=.d) $(CLI_OBJS:.o=.d) $(BUILD)/obj/src/posternd.d
