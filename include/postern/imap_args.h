@@ -42,7 +42,7 @@ bool seqset_parse(const char *text, size_t len, struct seqset *set, const char *
 /* The same for an argument, which must be an atom. */
 bool seqset_parse_arg(const struct imap_arg *arg, struct seqset *set, const char **error);
 /* Replaces "*" by max, the largest sequence number or UID in use; in an empty mailbox
- * (max 0) "*" stands for no message and "n:*" for n alone. Call once. */
+ * (max 0) the parts that name "*" ("*", "n:*") name nothing. Call once. */
 void seqset_resolve(struct seqset *set, uint32_t max);
 /* Membership in the ranges; an unresolved "*" matches nothing. */
 bool seqset_contains(const struct seqset *set, uint32_t n);

@@ -160,8 +160,8 @@ static void end_run(struct run *r, char *out, size_t *o)
 
 bool mutf7_encode(const char *utf8, size_t len, char **out_text, const char **error)
 {
-    /* worst case: one 2-byte character between ASCII ones, "&AOk-": 5 bytes for 2 */
-    char *out = xmalloc(3 * len + 3);
+    /* worst case: a control character between printable ones, "&AAE-": 5 bytes for 1 */
+    char *out = xmalloc(5 * len + 1);
     size_t o = 0, i = 0;
     bool in_run = false;
     struct run r = {0, 0};

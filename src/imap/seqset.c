@@ -190,9 +190,10 @@ void seqset_resolve(struct seqset *set, uint32_t max)
     if (!set->star)
         return;
     set->star = false;
+    /* The union of the star parts is one interval only when "*" is a number: in an empty
+     * mailbox no message has one, so the parts naming "*" name nothing. */
     if (max == 0) {
-        if (set->star_bounded)
-            seqset_add(set, set->star_lo, set->star_hi);
+        /* nothing */
     } else if (set->star_bounded) {
         seqset_add(set, set->star_lo < max ? set->star_lo : max,
                    set->star_hi > max ? set->star_hi : max);
