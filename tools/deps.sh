@@ -6,7 +6,7 @@ set -eu
 PACKAGES="
 gcc make pkg-config
 libevent-dev libgnutls28-dev libldap-dev libkrb5-dev libgsasl-dev libcmocka-dev
-libsqlite3-dev libgmime-3.0-dev libsasl2-dev libsasl2-modules-gssapi-mit
+libsqlite3-dev libgmime-3.0-dev libsasl2-dev libsasl2-modules-gssapi-mit libjansson-dev
 clang libclang-rt-14-dev clang-tidy clang-format cppcheck
 gnutls-bin openssl curl
 isync mutt dnsmasq-base dovecot-imapd dovecot-pop3d
