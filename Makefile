@@ -17,7 +17,7 @@ DESTDIR    ?=
 PYTHON     ?= /usr/bin/python3
 VERSION    := 0.1.0
 
-PKGS := libevent libevent_pthreads gnutls ldap krb5-gssapi krb5 libgsasl sqlite3 gmime-3.0
+PKGS := libevent libevent_pthreads gnutls ldap krb5-gssapi krb5 libgsasl sqlite3 gmime-3.0 jansson
 
 ifeq ($(SANITIZE),1)
 BUILD   ?= build/san
