@@ -130,6 +130,7 @@ install: $(BUILD)/posternd $(BUILD)/posternctl
 	install -m 755 $(BUILD)/posternctl $(DESTDIR)$(SBINDIR)/posternctl
 	install -m 644 docs/postern.conf.5 $(DESTDIR)$(MANDIR)/man5/postern.conf.5
 	install -m 644 docs/posternd.8 $(DESTDIR)$(MANDIR)/man8/posternd.8
+	install -m 644 docs/posternctl.8 $(DESTDIR)$(MANDIR)/man8/posternctl.8
 	install -d $(DESTDIR)$(UNITDIR)
 	sed -e 's|/usr/local/sbin/posternd|$(SBINDIR)/posternd|' \
 	    -e 's|/etc/postern/postern.conf|$(SYSCONFDIR)/postern.conf|' \
