@@ -76,12 +76,14 @@ void conn_write_buffer(struct conn *c, struct evbuffer *buf);
 /* A range of a file to send (conn_write_file). */
 struct conn_file_range {
     uint64_t offset, length; /* bytes of the file */
-    bool crlf;      /* a LF without a CR before it is sent as CRLF (IMAP and POP3 speak CRLF;
-                       Maildir files often hold LF) */
-    bool dot_stuff; /* POP3 (RFC 1939 §3): a line that begins with '.' gets another */
-    uint64_t skip;  /* of the bytes so produced, drop the first `skip` ... */
-    uint64_t limit; /* ... and send exactly `limit` (an IMAP literal's announced length), or
-                       CONN_FILE_ALL: whatever the range produces */
+    bool crlf;        /* a LF without a CR before it is sent as CRLF (IMAP and POP3 speak CRLF;
+                         Maildir files often hold LF) */
+    bool dot_stuff;   /* POP3 (RFC 1939 §3): a line that begins with '.' gets another */
+    bool nul_as_0x80; /* IMAP: a NUL byte goes out as 0x80 (a literal may not hold NUL,
+                         RFC 3501 §4.3; what src/mime's copies and Dovecot send) */
+    uint64_t skip;    /* of the bytes so produced, drop the first `skip` ... */
+    uint64_t limit;   /* ... and send exactly `limit` (an IMAP literal's announced length), or
+                         CONN_FILE_ALL: whatever the range produces */
 };
 #define CONN_FILE_ALL UINT64_MAX
 
@@ -90,6 +92,19 @@ struct conn_file_range {
  * sits in memory. If the file delivers fewer bytes than an exact `limit` promised, the
  * connection is dropped. False if fd could not be duplicated. */
 bool conn_write_file(struct conn *c, int fd, const struct conn_file_range *range);
+/* Run fn(arg) on this connection's thread once the output written so far has nearly left:
+ * no file range is pending and less than a chunk is buffered (at once if that is so now, or
+ * once the connection has died). For producers that stream in batches, so that memory stays
+ * bounded whatever the client's speed. One waiter at a time; the connection and its session
+ * stay allocated until fn has run (check conn_is_closing in fn). */
+void conn_when_drained(struct conn *c, void (*fn)(void *), void *arg);
+/* A one-shot readability watch of fd (not owned) on this connection's thread: fn(arg) runs
+ * once when fd is readable; conn_watch_arm() waits again. Free it before fd is closed and at
+ * the latest when the session is freed. */
+struct conn_watch;
+struct conn_watch *conn_watch_new(struct conn *c, int fd, void (*fn)(void *), void *arg);
+void conn_watch_arm(struct conn_watch *w);
+void conn_watch_free(struct conn_watch *w);
 /* Run fn(arg) on this connection's thread after `ms` milliseconds; the connection and its
  * session stay allocated until then (check conn_is_closing in fn). */
 void conn_defer(struct conn *c, unsigned ms, void (*fn)(void *), void *arg);

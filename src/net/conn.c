@@ -39,6 +39,7 @@ struct out_item {
     uint64_t offset, raw_left; /* where to read next, and how much of the range is left */
     bool crlf;                 /* a LF without CR before it goes out as CRLF */
     bool dot_stuff;            /* POP3: a '.' that begins a line goes out doubled */
+    bool nul_as_0x80;          /* IMAP: NUL goes out as 0x80 */
     bool prev_cr, line_start;
     bool exact;          /* `left` was promised: a shorter file is an error */
     uint64_t skip, left; /* bytes (as sent) to drop first; bytes still to send */
@@ -81,6 +82,15 @@ struct conn {
     char *account_scope;                     /* MaxConnectionsPerUser slot held, or NULL */
     int jobs;                                /* worker jobs not yet completed */
     struct out_item *pending, *pending_tail; /* output after c->out, not read yet */
+    struct deferred *drain_waiter;           /* conn_when_drained() */
+};
+
+/* A callback run later on the connection's thread (conn_defer, conn_when_drained). */
+struct deferred {
+    struct conn *c;
+    struct event *timer;
+    void (*fn)(void *);
+    void *arg;
 };
 
 static void on_read(evutil_socket_t fd, short what, void *arg);
@@ -174,7 +184,7 @@ static bool pump(struct conn *c)
                 out[n++] = '\r';
             if (i->dot_stuff && i->line_start && raw[k] == '.')
                 out[n++] = '.';
-            out[n++] = raw[k];
+            out[n++] = i->nul_as_0x80 && raw[k] == '\0' ? 0x80 : raw[k];
             i->prev_cr = raw[k] == '\r';
             i->line_start = raw[k] == '\n';
         }
@@ -295,6 +305,17 @@ static void handshake(struct conn *c)
         event_active(c->ev_read, EV_READ, 0);
 }
 
+/* The output has nearly left: wake a conn_when_drained() waiter. */
+static void check_drained(struct conn *c)
+{
+    if (c->drain_waiter &&
+        (c->dead || (c->pending == NULL && evbuffer_get_length(c->out) < PUMP_LOW_WATER))) {
+        struct timeval now = {0, 0};
+        evtimer_add(c->drain_waiter->timer, &now);
+        c->drain_waiter = NULL;
+    }
+}
+
 static void flush(struct conn *c)
 {
     if (!pump(c)) {
@@ -311,6 +332,7 @@ static void flush(struct conn *c)
             r = gnutls_record_send(c->tls, p, n);
             if (r == GNUTLS_E_AGAIN || r == GNUTLS_E_INTERRUPTED) {
                 event_add(c->ev_write, NULL);
+                check_drained(c);
                 return;
             }
             if (r < 0) {
@@ -323,6 +345,7 @@ static void flush(struct conn *c)
             r = send(c->fd, p, n, MSG_NOSIGNAL);
             if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) {
                 event_add(c->ev_write, NULL);
+                check_drained(c);
                 return;
             }
             if (r < 0) {
@@ -339,6 +362,7 @@ static void flush(struct conn *c)
     }
     if (c->dead)
         return;
+    check_drained(c);
     if (c->tls_state == TLS_WAIT_FLUSH) {
         start_tls(c);
         return;
@@ -473,6 +497,7 @@ static void destroy(struct conn *c)
     evbuffer_free(c->in);
     evbuffer_free(c->out);
     free_pending(c);
+    check_drained(c);
     limits_release("", &c->peer);
     limits_release(c->listener->lc->name, &c->peer);
     limits_release(c->listener->lc->name, NULL);
@@ -614,6 +639,7 @@ bool conn_write_file(struct conn *c, int fd, const struct conn_file_range *range
                            .raw_left = range->length,
                            .crlf = range->crlf,
                            .dot_stuff = range->dot_stuff,
+                           .nul_as_0x80 = range->nul_as_0x80,
                            .line_start = true,
                            .exact = exact,
                            .skip = range->skip,
@@ -780,13 +806,6 @@ bool conn_submit_store(struct conn *c, void (*work)(void *), void (*done)(void *
                      arg);
 }
 
-struct deferred {
-    struct conn *c;
-    struct event *timer;
-    void (*fn)(void *);
-    void *arg;
-};
-
 static void deferred_fire(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd;
@@ -811,6 +830,65 @@ void conn_defer(struct conn *c, unsigned ms, void (*fn)(void *), void *arg)
     struct timeval tv = {.tv_sec = ms / 1000, .tv_usec = (long)(ms % 1000) * 1000};
     c->jobs++;
     evtimer_add(d->timer, &tv);
+}
+
+void conn_when_drained(struct conn *c, void (*fn)(void *), void *arg)
+{
+    struct deferred *d = xmalloc(sizeof(*d));
+    *d = (struct deferred){.c = c, .fn = fn, .arg = arg};
+    d->timer = evtimer_new(io_thread_base(c->thread), deferred_fire, d);
+    c->jobs++;
+    if (c->drain_waiter) { /* one waiter: the earlier one is released now */
+        struct timeval now = {0, 0};
+        evtimer_add(c->drain_waiter->timer, &now);
+    }
+    c->drain_waiter = d;
+    check_drained(c);
+}
+
+struct conn_watch {
+    struct conn *c;
+    struct event *ev;
+    void (*fn)(void *);
+    void *arg;
+};
+
+static void watch_fire(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct conn_watch *w = arg;
+    struct conn *c = w->c;
+    enter(c);
+    if (!c->dead)
+        w->fn(w->arg); /* may free w */
+    leave(c);
+}
+
+struct conn_watch *conn_watch_new(struct conn *c, int fd, void (*fn)(void *), void *arg)
+{
+    struct conn_watch *w = xmalloc(sizeof(*w));
+    *w = (struct conn_watch){.c = c, .fn = fn, .arg = arg};
+    w->ev = event_new(io_thread_base(c->thread), fd, EV_READ, watch_fire, w);
+    if (w->ev == NULL) {
+        free(w);
+        return NULL;
+    }
+    event_add(w->ev, NULL);
+    return w;
+}
+
+void conn_watch_arm(struct conn_watch *w)
+{
+    event_add(w->ev, NULL);
+}
+
+void conn_watch_free(struct conn_watch *w)
+{
+    if (w == NULL)
+        return;
+    event_free(w->ev);
+    free(w);
 }
 
 int conn_take_line(struct conn *c, size_t max, char **line, size_t *len)
