@@ -24,6 +24,7 @@ enum login_type {
 /* Settings of one protocol service (the "imap { }" and "pop3 { }" blocks). */
 struct protocol_settings {
     enum login_type login_type;
+    int login_type_line; /* where LoginType was set; 0: the default */
     char *banner;
     unsigned max_command_size; /* bytes of one command line (IMAP: without literals) */
     unsigned max_literal_size; /* IMAP: one literal before authentication */
@@ -48,6 +49,7 @@ struct listener_config {
     struct cidr_list allowed_clients; /* empty: everyone */
     unsigned max_connections;         /* 0: only the global limit */
     unsigned max_connections_per_ip;  /* 0: only the global limit */
+    int address_line, tls_line;       /* for posternctl check-config; 0: not set */
 };
 
 /* The "directory { }" block: where accounts live (docs/postern.conf.5). */
@@ -59,6 +61,7 @@ struct directory_settings {
     char *netbios; /* NetBIOS domain name; NULL: as the directory says */
     char **upn_suffixes;
     size_t n_upn_suffixes;
+    int tls_line, verify_line, keytab_line; /* for posternctl check-config; 0: not set */
 };
 
 /* The "logins { }" block: which login names work and how refusals behave (POLICY.md). */
@@ -72,6 +75,7 @@ struct login_settings {
     /* DOMAIN\name\alias (exchange2003): the mailbox's attribute listing the DNs (of accounts
      * or groups) allowed to open it; NULL: msExchDelegateListLink. */
     char *delegate_attribute;
+    int profile_line, form_line[LOGIN_FORM_COUNT]; /* for posternctl check-config; 0: not set */
 };
 
 struct config {

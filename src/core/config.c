@@ -359,9 +359,10 @@ static bool parse_filter(struct parser *ps, const struct statement *st, char **o
 static void protocol_directive(struct parser *ps, const struct statement *st,
                                struct protocol_settings *p, enum protocol proto)
 {
-    if (is(st, "LoginType"))
+    if (is(st, "LoginType")) {
         KEYWORD(ps, st, LOGIN_TYPES, p->login_type);
-    else if (is(st, "Banner"))
+        p->login_type_line = st->line;
+    } else if (is(st, "Banner"))
         parse_banner(ps, st, &p->banner);
     else if (is(st, "MaxCommandSize"))
         parse_number(ps, st, SIZE, proto == PROTOCOL_POP3 ? 40 : 1024, 1024UL * 1024,
@@ -399,6 +400,7 @@ static void listener_directive(struct parser *ps, const struct statement *st,
             *have_protocol = true;
     } else if (is(st, "Address")) {
         struct ip_addr a;
+        l->address_line = st->line;
         if (!parse_string(ps, st, &l->address))
             return;
         if (strcmp(l->address, "*") != 0 && !addr_parse(l->address, &a))
@@ -407,6 +409,7 @@ static void listener_directive(struct parser *ps, const struct statement *st,
         parse_number(ps, st, COUNT, 1, 65535, &l->port);
     } else if (is(st, "TLS")) {
         KEYWORD(ps, st, TLS_MODES, l->tls);
+        l->tls_line = st->line;
     } else if (is(st, "AllowedClients")) {
         if (st->argc < 2) {
             fail(ps, st->line, "AllowedClients takes one or more networks");
@@ -529,14 +532,17 @@ static void directory_directive(struct parser *ps, const struct statement *st, v
         parse_string(ps, st, &dc->bind_password_file);
     } else if (is(st, "BindKeytab")) {
         parse_string(ps, st, &dc->keytab);
+        d->keytab_line = st->line;
     } else if (is(st, "BindPrincipal")) {
         parse_string(ps, st, &dc->bind_principal);
     } else if (is(st, "TLS")) {
         KEYWORD(ps, st, DIRECTORY_TLS, dc->tls);
+        d->tls_line = st->line;
     } else if (is(st, "CAFile")) {
         parse_string(ps, st, &dc->ca_file);
     } else if (is(st, "VerifyCertificate")) {
         parse_bool(ps, st, &dc->verify_certificate);
+        d->verify_line = st->line;
     } else if (is(st, "NetworkTimeout")) {
         parse_number(ps, st, DURATION, 1, 300, &dc->network_timeout);
     } else if (is(st, "OperationTimeout")) {
@@ -561,6 +567,7 @@ static void logins_directive(struct parser *ps, const struct statement *st, void
 {
     struct login_settings *l = target;
     if (is(st, "Profile")) {
+        l->profile_line = st->line;
         if (want_args(ps, st, 1) && !login_profile_from_name(st->argv[1], &l->rules.profile))
             fail(ps, st->line,
                  "Profile: unknown profile '%s' (exchange2003, exchange2007 or "
@@ -582,8 +589,10 @@ static void logins_directive(struct parser *ps, const struct statement *st, void
             struct statement rule = {
                 .line = st->line, .argc = 2, .argv = {st->argv[0], st->argv[2]}};
             int v;
-            if (parse_keyword(ps, &rule, FORM_RULES, ARRAY_LEN(FORM_RULES), &v))
+            if (parse_keyword(ps, &rule, FORM_RULES, ARRAY_LEN(FORM_RULES), &v)) {
                 l->rules.override[f] = v;
+                l->form_line[f] = st->line;
+            }
         }
     } else if (is(st, "DelegateAttribute")) {
         if (parse_string(ps, st, &l->delegate_attribute)) {
