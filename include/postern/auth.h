@@ -95,6 +95,7 @@ struct auth_attempt {
     char *login;
     char *secret;
     size_t secret_len;
+    bool test; /* posternctl test-login: the audit record says so */
 };
 
 struct auth_result {
@@ -115,6 +116,27 @@ struct auth_result {
 /* The directory and rules the pipeline uses; built from the configuration at start-up and on
  * reload, then published for new attempts (reference counted, like TLS credentials). */
 struct auth_context;
+/* ---- the pipeline without a connection: posternctl explain / test-login ---- */
+
+/* Every step of a decision as it happens: rule, verdict ("pass" or a reason code, or a
+ * description) and detail (filters sent, accounts found). NULL in the server. */
+struct auth_trace {
+    void (*step)(struct auth_trace *t, const char *rule, const char *verdict, const char *detail);
+};
+void auth_trace_step(struct auth_trace *t, const char *rule, const char *verdict, const char *fmt,
+                     ...) __attribute__((format(printf, 4, 5)));
+
+/* An attempt as if a client had sent it; mech_name NULL or "LOGIN-COMMAND" is IMAP LOGIN /
+ * POP3 USER+PASS. */
+struct auth_attempt *auth_attempt_offline(enum protocol protocol, bool tls,
+                                          enum login_type login_type, const char *mech_name,
+                                          const char *login, const char *secret, size_t secret_len);
+/* The same steps as the server (gate, resolution, policy), then the password only if
+ * `verify`; nothing of the running server's state (penalties, session counts). */
+void auth_decide_offline(struct auth_context *ctx, const struct config *c, struct auth_attempt *a,
+                         bool verify, struct auth_trace *t, struct auth_result *r);
+void auth_result_clear(struct auth_result *r);
+
 struct auth_context *auth_context_new(const struct config *c, char *err, size_t errlen);
 void auth_context_publish(struct auth_context *ctx);
 void auth_context_unref(struct auth_context *ctx);

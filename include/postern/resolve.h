@@ -27,8 +27,10 @@ struct resolution {
     const char *server;
 };
 
+/* `trace` (may be NULL) hears of the form detected, each filter sent and what it found. */
 void resolve_login(struct directory *d, const struct domain_names *names,
-                   const struct login_rules *rules, const char *login, struct resolution *out);
+                   const struct login_rules *rules, const char *login, struct resolution *out,
+                   struct auth_trace *trace);
 void resolution_free(struct resolution *r);
 
 #endif

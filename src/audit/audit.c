@@ -175,7 +175,10 @@ void audit_auth(const struct auth_attempt *a, const struct auth_result *r)
 {
     char ts[64], client[48], name[256], mech[128], login[1024], line[8192];
     timestamp(ts, sizeof(ts));
-    addr_to_text(&a->peer, client, sizeof(client));
+    if (a->test)
+        snprintf(client, sizeof(client), "local");
+    else
+        addr_to_text(&a->peer, client, sizeof(client));
     audit_json_escape(name, sizeof(name), a->listener, strlen(a->listener));
     audit_json_escape(login, sizeof(login), a->login, strlen(a->login));
     audit_json_escape(mech, sizeof(mech), a->mech_name, strlen(a->mech_name));
@@ -200,6 +203,8 @@ void audit_auth(const struct auth_attempt *a, const struct auth_result *r)
     o = field(line, o, sizeof(line), "directory_server", r->server);
     if (r->ad_subcode && o < sizeof(line))
         o += (size_t)snprintf(line + o, sizeof(line) - o, ",\"ad_subcode\":\"%x\"", r->ad_subcode);
+    if (a->test && o + 12 < sizeof(line))
+        o += (size_t)snprintf(line + o, sizeof(line) - o, ",\"test\":true");
     if (o + 3 > sizeof(line))
         return;
     line[o++] = '}';

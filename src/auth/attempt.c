@@ -5,6 +5,7 @@
 
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -518,34 +519,47 @@ static enum auth_reason mailbox_access(struct auth_context *ctx, const struct lo
     return matches ? AUTH_REASON_NONE : AUTH_REASON_MAILBOX_ACCESS_DENIED;
 }
 
-/* The directory part of the pipeline, on a worker thread. */
-static void run_directory_steps(void *arg)
+void auth_trace_step(struct auth_trace *t, const char *rule, const char *verdict, const char *fmt,
+                     ...)
 {
-    struct pending *p = arg;
-    struct auth_attempt *a = p->attempt;
-    struct auth_result *r = &p->result;
-    struct auth_context *ctx = auth_context_current();
-    if (ctx == NULL) {
-        r->reason = AUTH_REASON_NO_DIRECTORY;
+    if (t == NULL)
         return;
+    char detail[1024] = "";
+    if (fmt != NULL) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(detail, sizeof(detail), fmt, ap);
+        va_end(ap);
     }
-    const struct config *c = p->config; /* the rules the session started under */
-    p->delay_ms = c->logins.failure_delay_ms;
-    if (a->secret == NULL) {
+    t->step(t, rule, verdict, detail);
+}
+
+/* "pass" or the reason code: how explain shows one rule's verdict. */
+static const char *verdict(enum auth_reason r)
+{
+    return r == AUTH_REASON_NONE ? "pass" : auth_reason_code(r);
+}
+
+/* The directory part of the pipeline: resolution, every policy rule, then (if `verify`) the
+ * password. On a worker thread in the server; in posternctl with a trace of every step. */
+static void decide(struct auth_context *ctx, const struct config *c, struct auth_attempt *a,
+                   struct auth_result *r, unsigned *delay_ms, bool verify, struct auth_trace *t)
+{
+    *delay_ms = c->logins.failure_delay_ms;
+    if (verify && a->secret == NULL) {
         r->reason = AUTH_REASON_SASL_NOT_AVAILABLE;
-        p->delay_ms = 0;
-        auth_context_unref(ctx);
+        *delay_ms = 0;
         return;
     }
-    if (a->secret_len == 0) {
+    if (verify && a->secret_len == 0) {
         /* An empty simple bind is an anonymous bind (RFC 4513 §5.1.2): never ask. */
         r->reason = AUTH_REASON_EMPTY_PASSWORD;
-        auth_context_unref(ctx);
+        auth_trace_step(t, "empty password", verdict(r->reason), NULL);
         return;
     }
     if (!ensure_naming(ctx)) {
         r->reason = AUTH_REASON_DIRECTORY_UNAVAILABLE;
-        auth_context_unref(ctx);
+        auth_trace_step(t, "domain names", verdict(r->reason), "the rootDSE could not be read");
         return;
     }
     struct domain_names names = {
@@ -556,8 +570,12 @@ static void run_directory_steps(void *arg)
         .n_upn_suffixes =
             c->directory.n_upn_suffixes ? c->directory.n_upn_suffixes : ctx->naming.n_upn_suffixes,
     };
+    auth_trace_step(t, "domain names", "pass", "NetBIOS %s, DNS %s%s",
+                    names.netbios ? names.netbios : "(none)",
+                    names.dns_domain ? names.dns_domain : "(none)",
+                    ctx->naming.is_active_directory ? ", Active Directory" : "");
     struct resolution res;
-    resolve_login(ctx->dir, &names, &c->logins.rules, a->login, &res);
+    resolve_login(ctx->dir, &names, &c->logins.rules, a->login, &res, t);
     r->form = res.form_known ? login_form_name(res.form) : NULL;
     const char *server = res.server;
     r->reason = res.reason;
@@ -573,22 +591,43 @@ static void run_directory_steps(void *arg)
         r->reason = account_blocked(res.account, a->protocol, c->logins.block_privileged,
                                     (const char *const *)ctx->privileged_groups,
                                     ctx->n_privileged_groups, filetime_from_unix(now.tv_sec));
+        auth_trace_step(t, "blocked accounts and protocolSettings (POLICY.md §3, §4)",
+                        verdict(r->reason), NULL);
     }
-    if (r->reason == AUTH_REASON_NONE && c->logins.block_privileged)
+    if (r->reason == AUTH_REASON_NONE && c->logins.block_privileged) {
         r->reason = nested_privileged(ctx, res.account);
-    if (r->reason == AUTH_REASON_NONE)
-        r->reason = protocol_allowed(ctx, config_protocol(c, a->protocol), res.account);
+        auth_trace_step(t, "nested privileged groups (BlockPrivilegedAccounts)", verdict(r->reason),
+                        NULL);
+    }
+    if (r->reason == AUTH_REASON_NONE) {
+        const struct protocol_settings *ps = config_protocol(c, a->protocol);
+        r->reason = protocol_allowed(ctx, ps, res.account);
+        if (ps->account_filter != NULL || ps->n_allow_groups > 0)
+            auth_trace_step(t, "AccountFilter / AllowGroup", verdict(r->reason), NULL);
+    }
     if (r->reason == AUTH_REASON_NONE && res.alias_mismatch)
         r->reason = AUTH_REASON_ALIAS_NOT_ACCOUNT_NAME;
-    if (r->reason == AUTH_REASON_NONE && res.mailbox_owner)
+    if (r->reason == AUTH_REASON_NONE || r->reason == AUTH_REASON_ALIAS_NOT_ACCOUNT_NAME)
+        auth_trace_step(t, "works only if alias = sAMAccountName", verdict(r->reason),
+                        res.alias_mismatch ? "alias %s, sAMAccountName %s" : NULL,
+                        res.account && res.account->alias ? res.account->alias : "(none)",
+                        res.account && res.account->sam_account_name ? res.account->sam_account_name
+                                                                     : "(none)");
+    if (r->reason == AUTH_REASON_NONE && res.mailbox_owner) {
         r->reason = account_blocked(res.mailbox_owner, a->protocol, c->logins.block_privileged,
                                     (const char *const *)ctx->privileged_groups,
                                     ctx->n_privileged_groups, 0) == AUTH_REASON_NONE
                         ? AUTH_REASON_NONE
                         : AUTH_REASON_UNKNOWN_MAILBOX;
-    if (r->reason == AUTH_REASON_NONE)
+        auth_trace_step(t, "the mailbox's account is not blocked", verdict(r->reason), "%s",
+                        res.mailbox_owner->dn);
+    }
+    if (r->reason == AUTH_REASON_NONE && res.mailbox_owner) {
         r->reason = mailbox_access(ctx, &c->logins, res.account, res.mailbox_owner);
-    if (r->reason == AUTH_REASON_NONE) {
+        auth_trace_step(t, "the mailbox delegates to the account (DelegateAttribute)",
+                        verdict(r->reason), NULL);
+    }
+    if (r->reason == AUTH_REASON_NONE && verify) {
         unsigned sub = 0;
         enum directory_status st = directory_verify_password(ctx->dir, res.account->dn, a->secret,
                                                              a->secret_len, &sub, &server);
@@ -601,11 +640,76 @@ static void run_directory_steps(void *arg)
             r->reason = AUTH_REASON_DIRECTORY_UNAVAILABLE;
         else
             r->reason = AUTH_REASON_DIRECTORY_ERROR;
+        auth_trace_step(t, "password (simple bind as the account)", verdict(r->reason),
+                        sub ? "AD sub-code %x" : NULL, sub);
     }
     /* A copy: the string belongs to the directory client, which a reload may free. */
     r->server = server ? xstrdup(server) : NULL;
     resolution_free(&res);
+}
+
+/* The directory part of the pipeline, on a worker thread. */
+static void run_directory_steps(void *arg)
+{
+    struct pending *p = arg;
+    struct auth_context *ctx = auth_context_current();
+    if (ctx == NULL) {
+        p->result.reason = AUTH_REASON_NO_DIRECTORY;
+        return;
+    }
+    /* the rules the session started under */
+    decide(ctx, p->config, p->attempt, &p->result, &p->delay_ms, true, NULL);
     auth_context_unref(ctx);
+}
+
+struct auth_attempt *auth_attempt_offline(enum protocol protocol, bool tls,
+                                          enum login_type login_type, const char *mech_name,
+                                          const char *login, const char *secret, size_t secret_len)
+{
+    struct auth_attempt *a = xcalloc(1, sizeof(*a));
+    a->protocol = protocol;
+    a->listener = "posternctl";
+    a->tls = tls;
+    a->login_type = login_type;
+    a->mech = mech_name == NULL || ascii_casecmp(mech_name, "LOGIN-COMMAND") == 0
+                  ? &AUTH_MECH_LOGIN_COMMAND
+                  : auth_mech_find(mech_name);
+    a->mech_name = xstrdup(a->mech ? a->mech->name : mech_name);
+    a->login = xstrdup(login ? login : "");
+    if (secret) {
+        a->secret = xstrndup(secret, secret_len);
+        a->secret_len = secret_len;
+    }
+    return a;
+}
+
+void auth_decide_offline(struct auth_context *ctx, const struct config *c, struct auth_attempt *a,
+                         bool verify, struct auth_trace *t, struct auth_result *r)
+{
+    memset(r, 0, sizeof(*r));
+    uint64_t started = now_ms();
+    if (a->mech == NULL) {
+        r->reason = AUTH_REASON_MECH_UNSUPPORTED;
+        auth_trace_step(t, "mechanism", verdict(r->reason), "%s", a->mech_name);
+        return;
+    }
+    bool allowed = policy_mech_allowed(a->login_type, a->tls, a->mech);
+    auth_trace_step(t, "LoginType (POLICY.md §2)", allowed ? "pass" : "plaintext_requires_tls",
+                    "%s over %s with %s", login_type_name(a->login_type),
+                    a->tls ? "TLS" : "a cleartext connection", a->mech->name);
+    if (!allowed) {
+        r->reason = AUTH_REASON_PLAINTEXT_REQUIRES_TLS;
+        return;
+    }
+    auth_trace_step(t, "brute-force penalty", "not evaluated",
+                    "penalties live in the running server's memory");
+    if (ctx == NULL) {
+        r->reason = AUTH_REASON_NO_DIRECTORY;
+        return;
+    }
+    unsigned delay;
+    decide(ctx, c, a, r, &delay, verify, t);
+    r->latency_ms = now_ms() - started;
 }
 
 static void result_free(struct auth_result *r)
@@ -616,6 +720,12 @@ static void result_free(struct auth_result *r)
     free(r->mailbox);
     free(r->mailbox_key);
     free(r->server);
+}
+
+void auth_result_clear(struct auth_result *r)
+{
+    result_free(r);
+    memset(r, 0, sizeof(*r));
 }
 
 static void answer(void *arg)

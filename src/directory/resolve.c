@@ -15,7 +15,7 @@ static bool same(const char *a, const char *b)
 
 /* Runs a complete filter and keeps the single match. */
 static enum auth_reason find_filter(struct directory *d, const char *filter, struct account **out,
-                                    const char **server)
+                                    const char **server, struct auth_trace *t)
 {
     struct account **found = NULL;
     size_t n_found = 0, n_matched = 0;
@@ -30,6 +30,17 @@ static enum auth_reason find_filter(struct directory *d, const char *filter, str
         reason = AUTH_REASON_UNKNOWN_ACCOUNT;
     else if (n_matched > 1)
         reason = AUTH_REASON_AMBIGUOUS_LOGIN; /* never the first hit (POLICY.md §1) */
+    if (st == DIRECTORY_OK) {
+        auth_trace_step(t, "search",
+                        n_matched == 1   ? "1 account"
+                        : n_matched == 0 ? "no account"
+                                         : "ambiguous",
+                        "%s", filter);
+        for (size_t i = 0; i < n_found; i++)
+            auth_trace_step(t, "  found", "", "%s", found[i]->dn);
+    } else {
+        auth_trace_step(t, "search", auth_reason_code(reason), "%s", filter);
+    }
     if (reason == AUTH_REASON_NONE) {
         *out = found[0];
         found[0] = NULL;
@@ -41,14 +52,14 @@ static enum auth_reason find_filter(struct directory *d, const char *filter, str
 /* (&(objectClass=user)(ATTRIBUTE=value)) with the value escaped (RFC 4515). The attribute is
  * always one of ours; the client's text never becomes part of a format string. */
 static enum auth_reason find_one(struct directory *d, const char *attribute, const char *value,
-                                 struct account **out, const char **server)
+                                 struct account **out, const char **server, struct auth_trace *t)
 {
     char *esc = directory_escape_filter_value(value, strlen(value));
     size_t n = strlen(attribute) + strlen(esc) + 32;
     char *filter = xmalloc(n);
     snprintf(filter, n, "(&(objectClass=user)(%s=%s))", attribute, esc);
     free(esc);
-    enum auth_reason reason = find_filter(d, filter, out, server);
+    enum auth_reason reason = find_filter(d, filter, out, server, t);
     free(filter);
     return reason;
 }
@@ -75,28 +86,32 @@ static enum login_form address_form(const struct account *a, const char *address
 #define USER_FILTER "(&(objectClass=user)(%s=%%s))"
 
 void resolve_login(struct directory *d, const struct domain_names *names,
-                   const struct login_rules *rules, const char *login, struct resolution *out)
+                   const struct login_rules *rules, const char *login, struct resolution *out,
+                   struct auth_trace *t)
 {
     memset(out, 0, sizeof(*out));
     struct login_name ln;
     const char *why;
     if (!login_name_parse(login, &ln, &why)) {
         out->reason = AUTH_REASON_INVALID_LOGIN_NAME;
+        auth_trace_step(t, "login form", auth_reason_code(out->reason), "%s", why);
         return;
     }
     out->form = ln.form;
     out->form_known = true;
+    auth_trace_step(t, "login form", login_form_name(ln.form), "%s%s%s", ln.domain ? "domain " : "",
+                    ln.domain ? ln.domain : "", ln.alias ? " with a mailbox alias" : "");
     struct account *a = NULL;
 
     if (ln.form == LOGIN_FORM_UPN) {
-        out->reason = find_one(d, "userPrincipalName", ln.name, &a, &out->server);
+        out->reason = find_one(d, "userPrincipalName", ln.name, &a, &out->server, t);
         /* AD also accepts the implicit UPN sAMAccountName@<DNS domain> (not other suffixes) of
          * an account that has no userPrincipalName. */
         const char *at = strrchr(ln.name, '@');
         if (out->reason == AUTH_REASON_UNKNOWN_ACCOUNT && same(at + 1, names->dns_domain)) {
             char *local = xstrndup(ln.name, (size_t)(at - ln.name));
             struct account *b = NULL;
-            enum auth_reason r = find_one(d, "sAMAccountName", local, &b, &out->server);
+            enum auth_reason r = find_one(d, "sAMAccountName", local, &b, &out->server, t);
             free(local);
             if (r == AUTH_REASON_NONE && b->upn == NULL) {
                 a = b;
@@ -120,25 +135,39 @@ void resolve_login(struct directory *d, const struct domain_names *names,
             snprintf(filter, n, "(&(objectClass=user)(|(mail=%s)(proxyAddresses=smtp:%s)))", esc,
                      esc);
             free(esc);
-            out->reason = find_filter(d, filter, &a, &out->server);
+            out->reason = find_filter(d, filter, &a, &out->server, t);
             free(filter);
             if (out->reason == AUTH_REASON_NONE)
                 out->form = address_form(a, ln.name);
         }
-        if (out->reason == AUTH_REASON_NONE && login_rule(rules, out->form) == FORM_REFUSED)
-            out->reason = AUTH_REASON_FORM_REFUSED;
+        if (out->reason == AUTH_REASON_NONE) {
+            if (login_rule(rules, out->form) == FORM_REFUSED)
+                out->reason = AUTH_REASON_FORM_REFUSED;
+            auth_trace_step(t, "profile rule for the form",
+                            out->reason == AUTH_REASON_NONE ? "pass" : "login_form_refused",
+                            "%s under %s", login_form_name(out->form),
+                            login_profile_name(rules->profile));
+        }
     } else {
-        if (login_rule(rules, ln.form) == FORM_REFUSED) {
+        bool refused = login_rule(rules, ln.form) == FORM_REFUSED;
+        auth_trace_step(t, "profile rule for the form", refused ? "login_form_refused" : "pass",
+                        "%s under %s", login_form_name(ln.form),
+                        login_profile_name(rules->profile));
+        if (refused) {
             out->reason = AUTH_REASON_FORM_REFUSED; /* refused before any lookup */
         } else if (ln.domain && !domain_matches(names, ln.domain)) {
+            auth_trace_step(t, "domain", "unknown_domain", "%s is neither %s nor %s", ln.domain,
+                            names->netbios ? names->netbios : "(no NetBIOS name)",
+                            names->dns_domain ? names->dns_domain : "(no DNS name)");
             out->reason = AUTH_REASON_UNKNOWN_DOMAIN; /* never silently ignored */
         } else {
-            out->reason = find_one(d, "sAMAccountName", ln.name, &a, &out->server);
+            out->reason = find_one(d, "sAMAccountName", ln.name, &a, &out->server, t);
         }
-        if (out->reason == AUTH_REASON_NONE && ln.form == LOGIN_FORM_DOMAIN_NAME_ALIAS) {
+        if (out->reason == AUTH_REASON_NONE && ln.form == LOGIN_FORM_DOMAIN_NAME_ALIAS &&
+            ln.alias != NULL) {
             /* DOMAIN\user\alias: user authenticates, the mailbox is the alias's (Exchange 2003) */
             struct account *owner = NULL;
-            out->reason = find_one(d, "mailNickname", ln.alias, &owner, &out->server);
+            out->reason = find_one(d, "mailNickname", ln.alias, &owner, &out->server, t);
             if (out->reason == AUTH_REASON_UNKNOWN_ACCOUNT ||
                 out->reason == AUTH_REASON_AMBIGUOUS_LOGIN)
                 out->reason = AUTH_REASON_UNKNOWN_MAILBOX;

@@ -1,8 +1,0 @@
-/* posternctl test-login (docs/posternctl.8). */
-#include "cli.h"
-
-int cli_test_login(struct cli *cli)
-{
-    cli_error(cli, "not available in this version");
-    return CLI_ERROR;
-}
