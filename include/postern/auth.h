@@ -11,6 +11,7 @@
 #include "postern/config.h"
 
 struct conn;
+struct directory;
 
 /* Security properties of a SASL mechanism; policy reads them, the mechanism never decides. */
 enum mech_flags {
@@ -149,6 +150,13 @@ enum auth_context_change {
 enum auth_context_change auth_context_compare(const struct auth_context *ctx,
                                               const struct config *c);
 struct auth_context *auth_context_current(void);
+/* For posternctl audit-directory: the context's directory client, and the domain's names and
+ * privileged groups (read from the directory once per context; false when it cannot be). */
+struct directory *auth_context_directory(struct auth_context *ctx);
+struct domain_names;
+bool auth_context_domain(struct auth_context *ctx, const struct config *c,
+                         struct domain_names *names, const char *const **privileged_groups,
+                         size_t *n_privileged_groups, bool *is_active_directory);
 
 /* A new attempt describing connection c; login and secret are copied. `mech` may be NULL for
  * an unknown mechanism called `mech_name` (then refused as mechanism_unsupported). */

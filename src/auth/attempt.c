@@ -309,6 +309,31 @@ static bool ensure_naming(struct auth_context *ctx)
     return ok;
 }
 
+struct directory *auth_context_directory(struct auth_context *ctx)
+{
+    return ctx ? ctx->dir : NULL;
+}
+
+bool auth_context_domain(struct auth_context *ctx, const struct config *c,
+                         struct domain_names *names, const char *const **privileged_groups,
+                         size_t *n_privileged_groups, bool *is_active_directory)
+{
+    if (ctx == NULL || !ensure_naming(ctx))
+        return false;
+    *names = (struct domain_names){
+        .netbios = c->directory.netbios ? c->directory.netbios : ctx->naming.netbios,
+        .dns_domain = c->directory.domain ? c->directory.domain : ctx->naming.dns_domain,
+        .upn_suffixes = c->directory.n_upn_suffixes ? (const char *const *)c->directory.upn_suffixes
+                                                    : (const char *const *)ctx->naming.upn_suffixes,
+        .n_upn_suffixes =
+            c->directory.n_upn_suffixes ? c->directory.n_upn_suffixes : ctx->naming.n_upn_suffixes,
+    };
+    *privileged_groups = (const char *const *)ctx->privileged_groups;
+    *n_privileged_groups = ctx->n_privileged_groups;
+    *is_active_directory = ctx->naming.is_active_directory;
+    return true;
+}
+
 /* ---- attempts ----------------------------------------------------------------------------- */
 
 struct auth_attempt *auth_attempt_new(struct conn *c, const struct auth_mech *mech,
