@@ -584,7 +584,7 @@ int cli_audit_directory(struct cli *cli)
     else if (format == FORMAT_CSV)
         printf("dn,account,forms,other_profiles,imap,pop3,findings\n");
     else
-        printf("%-20s %-40s %-22s %-22s %s\n", "ACCOUNT", "LOGIN FORMS THAT WORK", "IMAP", "POP3",
+        printf("%-20s %-40s %-22s %-22s %s\n", "ACCOUNT", "LOGIN FORMS", "IMAP", "POP3",
                "FINDINGS");
     if (directory_scan_accounts(au.dir, MAIL_ENABLED, PAGE_SIZE, audit_account, &au, &n, NULL) !=
         DIRECTORY_OK) {

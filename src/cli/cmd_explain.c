@@ -130,6 +130,22 @@ static const char *decision(const struct auth_result *r, bool verified)
     return "refuse";
 }
 
+/* Display width of UTF-8 text: every byte that does not continue a character. */
+static size_t width(const char *s)
+{
+    size_t w = 0;
+    for (; *s; s++)
+        w += ((unsigned char)*s & 0xc0) != 0x80;
+    return w;
+}
+
+static void column(const char *s, size_t w)
+{
+    fputs(s, stdout);
+    for (size_t i = width(s); i < w; i++)
+        putchar(' ');
+}
+
 static void print_text(const struct cli *cli, const struct request *q, const struct recorder *rec,
                        const struct auth_result *r, bool verified)
 {
@@ -141,12 +157,14 @@ static void print_text(const struct cli *cli, const struct request *q, const str
     printf("profile:   %s\n\n", login_profile_name(cli->config->logins.rules.profile));
     size_t w = 4;
     for (size_t i = 0; i < rec->n; i++)
-        if (strlen(rec->steps[i].rule) > w)
-            w = strlen(rec->steps[i].rule);
-    printf("%-*s  %-22s %s\n", (int)w, "STEP", "VERDICT", "DETAIL");
-    for (size_t i = 0; i < rec->n; i++)
-        printf("%-*s  %-22s %s\n", (int)w, rec->steps[i].rule, rec->steps[i].verdict,
-               rec->steps[i].detail);
+        if (width(rec->steps[i].rule) > w)
+            w = width(rec->steps[i].rule);
+    column("STEP", w + 2);
+    printf("%-22s %s\n", "VERDICT", "DETAIL");
+    for (size_t i = 0; i < rec->n; i++) {
+        column(rec->steps[i].rule, w + 2);
+        printf("%-22s %s\n", rec->steps[i].verdict, rec->steps[i].detail);
+    }
     printf("\n");
     if (r->account_dn)
         printf("account:   %s (sAMAccountName %s, UPN %s)\n", r->account_dn,
