@@ -114,11 +114,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         return 0;
     static const char head[] = "a FETCH 1 ";
     size_t len = sizeof(head) - 1 + size + 2;
-    char *buf = malloc(len);
+    char *buf = malloc(len + 1);
     check(buf != NULL, "out of memory");
     memcpy(buf, head, sizeof(head) - 1);
     memcpy(buf + sizeof(head) - 1, data, size);
-    memcpy(buf + len - 2, "\r\n", 2);
+    memcpy(buf + len - 2, "\r\n", 3); /* with a NUL after the command, as the reader leaves it */
 
     struct fetch_request by_text;
     const char *text_error = NULL;

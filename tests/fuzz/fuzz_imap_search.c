@@ -219,11 +219,11 @@ static char *command(const char *prefix, const uint8_t *data, size_t size, const
 {
     size_t a = strlen(prefix), b = strlen(suffix);
     *len = a + size + b;
-    char *buf = malloc(*len);
+    char *buf = malloc(*len + 1);
     check(buf != NULL, "out of memory");
-    memcpy(buf, prefix, a);
+    snprintf(buf, a + 1, "%s", prefix);
     memcpy(buf + a, data, size);
-    memcpy(buf + a + size, suffix, b);
+    memcpy(buf + a + size, suffix, b + 1); /* with its NUL, as the reader leaves a command */
     return buf;
 }
 
