@@ -28,6 +28,7 @@ struct protocol_settings {
     char *banner;
     unsigned max_command_size; /* bytes of one command line (IMAP: without literals) */
     unsigned max_literal_size; /* IMAP: one literal before authentication */
+    unsigned max_message_size; /* IMAP: the largest message APPEND takes (streamed) */
     unsigned max_bad_commands; /* consecutive bad commands before disconnecting */
     unsigned preauth_timeout;  /* PreAuthenticatedConnectionTimeout, seconds */
     unsigned auth_timeout;     /* AuthenticatedConnectionTimeout, seconds */

@@ -24,6 +24,7 @@ static void protocol_defaults(struct protocol_settings *p, enum protocol proto)
                                                : "postern POP3 service ready");
     p->max_command_size = proto == PROTOCOL_IMAP ? 65536 : 512;
     p->max_literal_size = 65536;
+    p->max_message_size = 50u * 1024 * 1024;
     p->max_bad_commands = 10;
     p->preauth_timeout = 60;
     p->auth_timeout = 1800;
@@ -369,6 +370,8 @@ static void protocol_directive(struct parser *ps, const struct statement *st,
                      &p->max_command_size);
     else if (is(st, "MaxLiteralSize") && proto == PROTOCOL_IMAP)
         parse_number(ps, st, SIZE, 1, 64UL * 1024 * 1024, &p->max_literal_size);
+    else if (is(st, "MaxMessageSize") && proto == PROTOCOL_IMAP)
+        parse_number(ps, st, SIZE, 1024, 2048UL * 1024 * 1024, &p->max_message_size);
     else if (is(st, "MaxBadCommands"))
         parse_number(ps, st, COUNT, 1, 1000, &p->max_bad_commands);
     else if (is(st, "PreAuthenticatedConnectionTimeout"))
