@@ -86,6 +86,8 @@ struct config {
     enum log_target log_target;
     enum log_level log_level;
     char *pid_file;
+    /* Unix socket for posternctl sessions/kick (src/net/control.c); NULL: none ("none") */
+    char *control_socket;
     char *audit_log;
     bool audit_syslog;
     unsigned io_threads; /* 0: one per core */
@@ -113,6 +115,8 @@ struct config {
 };
 
 #define CONFIG_ERROR_MAX 512
+/* Where posternd listens for posternctl unless ControlSocket says otherwise. */
+#define CONFIG_DEFAULT_CONTROL_SOCKET "/run/postern/control"
 
 /* Parse a configuration from memory; `path` names it in messages. On failure returns NULL and
  * writes "path:line: problem" into err. */

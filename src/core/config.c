@@ -453,6 +453,19 @@ static bool has_key_placeholder(const char *t)
     return false;
 }
 
+/* A path, or "none" for no control socket. sun_path holds 107 bytes and a NUL. */
+static void parse_control_socket(struct parser *ps, const struct statement *st, struct config *c)
+{
+    if (!parse_string(ps, st, &c->control_socket))
+        return;
+    if (strcmp(c->control_socket, "none") == 0) {
+        free(c->control_socket);
+        c->control_socket = NULL;
+    } else if (strlen(c->control_socket) > 107) {
+        fail(ps, st->line, "ControlSocket: a socket path has at most 107 bytes");
+    }
+}
+
 static void global_directive(struct parser *ps, const struct statement *st, struct config *c)
 {
     if (is(st, "User"))
@@ -463,6 +476,8 @@ static void global_directive(struct parser *ps, const struct statement *st, stru
         KEYWORD(ps, st, LOG_LEVELS, c->log_level);
     else if (is(st, "PidFile"))
         parse_string(ps, st, &c->pid_file);
+    else if (is(st, "ControlSocket"))
+        parse_control_socket(ps, st, c);
     else if (is(st, "AuditLog"))
         parse_string(ps, st, &c->audit_log);
     else if (is(st, "AuditSyslog"))
@@ -733,6 +748,7 @@ struct config *config_parse(const char *path, const char *text, size_t len, char
     c->max_connections_per_ip = 100;
     c->tls_priority = xstrdup(DEFAULT_TLS_PRIORITY);
     c->tls_handshake_timeout = 10;
+    c->control_socket = xstrdup(CONFIG_DEFAULT_CONTROL_SOCKET);
     protocol_defaults(&c->imap, PROTOCOL_IMAP);
     protocol_defaults(&c->pop3, PROTOCOL_POP3);
     c->directory.client.tls = DIRECTORY_TLS_STARTTLS;
@@ -857,6 +873,7 @@ struct config *config_load(const char *path, char *err, size_t errlen)
                           &c->tls_chain,
                           &c->audit_log,
                           &c->pid_file,
+                          &c->control_socket,
                           &c->directory.client.bind_password_file,
                           &c->directory.client.keytab,
                           &c->directory.client.ca_file};
@@ -926,6 +943,7 @@ void config_unref(struct config *c)
     free(c->path);
     free(c->user);
     free(c->pid_file);
+    free(c->control_socket);
     free(c->audit_log);
     free(c->mailbox_root);
     free(c->tls_certificate);
