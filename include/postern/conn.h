@@ -53,6 +53,10 @@ void conn_set_timeout(struct conn *c, unsigned seconds);
 /* After a successful login: take one of `max` session slots of the account (keyed by a
  * rename-proof id); false when all are taken. The slot is released when the connection ends. */
 bool conn_claim_account(struct conn *c, const char *account_key, unsigned max);
+/* After a successful login: who the session belongs to (sAMAccountName, DN) and the SASL
+ * mechanism (or LOGIN-COMMAND), for posternctl sessions and kick --account. */
+void conn_set_identity(struct conn *c, const char *account, const char *account_dn,
+                       const char *mechanism);
 
 const struct listener_config *conn_listener(const struct conn *c);
 const struct config *conn_config(const struct conn *c);

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "postern/imap.h"
@@ -83,6 +84,11 @@ struct conn {
     int jobs;                                /* worker jobs not yet completed */
     struct out_item *pending, *pending_tail; /* output after c->out, not read yet */
     struct deferred *drain_waiter;           /* conn_when_drained() */
+
+    /* for posternctl sessions (conn_describe) */
+    time_t connected_at, login_at;
+    char *account, *account_dn, *mechanism; /* conn_set_identity(), after a login */
+    uint64_t bytes_in, bytes_out;           /* application bytes (inside TLS) */
 };
 
 /* A callback run later on the connection's thread (conn_defer, conn_when_drained). */
@@ -118,6 +124,9 @@ static void free_conn(struct conn *c)
         c->ops->free(c->session);
     listener_unref(c->listener);
     tls_creds_unref(c->creds);
+    free(c->account);
+    free(c->account_dn);
+    free(c->mechanism);
     free(c);
 }
 
@@ -355,6 +364,7 @@ static void flush(struct conn *c)
             }
         }
         evbuffer_drain(c->out, (size_t)r);
+        c->bytes_out += (size_t)r;
         if (c->pending && !pump(c)) {
             destroy(c);
             return;
@@ -433,6 +443,7 @@ static void on_read(evutil_socket_t fd, short what, void *arg)
         }
         evbuffer_add(c->in, buf, (size_t)r);
         got += (size_t)r;
+        c->bytes_in += (size_t)r;
         if (c->tls_state == TLS_ON ? gnutls_record_check_pending(c->tls) == 0
                                    : (size_t)r < sizeof(buf))
             break;
@@ -546,9 +557,19 @@ void conn_accept(struct io_thread *t, struct conn_list *list, const struct conn_
     c->id = id;
     c->peer = *peer;
     c->peer_port = peer_port;
+    c->connected_at = time(NULL);
     addr_to_text(peer, c->peer_text, sizeof(c->peer_text));
     c->ops = l->lc->protocol == PROTOCOL_IMAP ? &imap_protocol : &pop3_protocol;
     io_thread_post(t, conn_start, c);
+}
+
+void conn_end(struct conn *c, const char *why)
+{
+    enter(c);
+    if (c->opened && !c->closing && !c->dead && c->ops->shutdown)
+        c->ops->shutdown(c->session);
+    conn_close(c, why);
+    leave(c);
 }
 
 void conn_list_shutdown(struct conn_list *list)
@@ -556,12 +577,43 @@ void conn_list_shutdown(struct conn_list *list)
     struct conn *next;
     for (struct conn *c = list->head; c; c = next) {
         next = c->next;
+        conn_end(c, "server shutdown");
+    }
+}
+
+void conn_list_visit(struct conn_list *list, void (*fn)(struct conn *c, void *arg), void *arg)
+{
+    struct conn *next;
+    for (struct conn *c = list->head; c; c = next) {
+        next = c->next;
         enter(c);
-        if (c->opened && !c->closing && c->ops->shutdown)
-            c->ops->shutdown(c->session);
-        conn_close(c, "server shutdown");
+        fn(c, arg);
         leave(c);
     }
+}
+
+void conn_describe(const struct conn *c, struct conn_info *info)
+{
+    *info = (struct conn_info){.id = c->id,
+                               .protocol = c->listener->lc->protocol,
+                               .listener = c->listener->lc->name,
+                               .peer = c->peer_text,
+                               .peer_port = c->peer_port,
+                               .account = c->account,
+                               .account_dn = c->account_dn,
+                               .mechanism = c->mechanism,
+                               .connected_at = c->connected_at,
+                               .login_at = c->login_at,
+                               .bytes_in = c->bytes_in,
+                               .bytes_out = c->bytes_out};
+    if (c->tls_state == TLS_ON) {
+        info->tls_version = gnutls_protocol_get_name(gnutls_protocol_get_version(c->tls));
+        info->tls_cipher = gnutls_cipher_get_name(gnutls_cipher_get(c->tls));
+    }
+    info->state = c->closing      ? "closing"
+                  : !c->opened    ? "handshake"
+                  : c->account_dn ? "authenticated"
+                                  : "pre-auth";
 }
 
 void conn_list_abort(struct conn_list *list)
@@ -910,6 +962,18 @@ int conn_take_line(struct conn *c, size_t max, char **line, size_t *len)
     *line = buf;
     *len = n;
     return 1;
+}
+
+void conn_set_identity(struct conn *c, const char *account, const char *account_dn,
+                       const char *mechanism)
+{
+    free(c->account);
+    free(c->account_dn);
+    free(c->mechanism);
+    c->account = xstrdup(account ? account : "");
+    c->account_dn = xstrdup(account_dn ? account_dn : "");
+    c->mechanism = xstrdup(mechanism ? mechanism : "");
+    c->login_at = time(NULL);
 }
 
 bool conn_claim_account(struct conn *c, const char *account_key, unsigned max)
