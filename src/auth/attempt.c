@@ -785,6 +785,8 @@ static void finish(struct pending *p)
                                 conn_protocol_settings(p->conn)->max_connections_per_user)) {
             p->result.allow = false;
             p->result.reason = AUTH_REASON_SESSION_LIMIT;
+        } else {
+            conn_set_identity(p->conn, r->account_name, r->account_dn, p->attempt->mech_name);
         }
     }
     enum auth_reason reason = p->result.reason;
