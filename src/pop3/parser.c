@@ -1,4 +1,6 @@
-/* POP3 command lines: "KEYWORD [SP arguments]" (RFC 1939 §3, RFC 2449 §3). */
+/* POP3 command lines: "KEYWORD [SP arguments]" (RFC 1939 §3, RFC 2449 §3), and the numeric
+ * arguments of the TRANSACTION commands. */
+#include <stdint.h>
 #include <string.h>
 
 #include "postern/pop3.h"
@@ -39,4 +41,38 @@ bool pop3_parse_line(const char *line, size_t len, struct pop3_command *cmd, con
     cmd->args = args;
     cmd->args_len = alen;
     return true;
+}
+
+int pop3_parse_numbers(const char *args, size_t len, uint64_t *numbers, int min, int max,
+                       const char **error)
+{
+    int count = 0;
+    size_t i = 0;
+    for (;;) {
+        while (i < len && args[i] == ' ')
+            i++;
+        if (i == len)
+            break;
+        if (count == max) {
+            *error = "Too many arguments";
+            return -1;
+        }
+        uint64_t value = 0;
+        size_t start = i;
+        while (i < len && args[i] >= '0' && args[i] <= '9') {
+            unsigned digit = (unsigned)(args[i] - '0');
+            value = value > (UINT64_MAX - digit) / 10 ? UINT64_MAX : value * 10 + digit;
+            i++;
+        }
+        if (i == start || (i < len && args[i] != ' ')) {
+            *error = "Invalid number";
+            return -1;
+        }
+        numbers[count++] = value;
+    }
+    if (count < min) {
+        *error = "Missing argument";
+        return -1;
+    }
+    return count;
 }

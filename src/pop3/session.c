@@ -1,9 +1,11 @@
-/* POP3 session: AUTHORIZATION state (CAPA, STLS, USER/PASS, AUTH, NOOP, QUIT) and the
- * capability list derived from listener, TLS state and LoginType in one place. */
+/* POP3 session: the AUTHORIZATION and TRANSACTION states of RFC 1939 as one command table,
+ * the capability list derived from listener, TLS state and LoginType in one place, and the
+ * maildrop work handed to the store workers one command at a time. */
 #include <event2/buffer.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "postern/auth.h"
 #include "postern/log.h"
@@ -12,7 +14,10 @@
 #include "postern/sasl.h"
 #include "postern/util.h"
 
+/* UPDATE (RFC 1939 §6) is not a state here: QUIT runs it as one store job and then ends. */
 enum pop3_state { POP3_AUTHORIZATION, POP3_TRANSACTION };
+#define IN_AUTHORIZATION (1u << POP3_AUTHORIZATION)
+#define IN_TRANSACTION (1u << POP3_TRANSACTION)
 
 /* A user name longer than this is refused (sAMAccountName ≤ 20, UPN ≤ 1024 characters). */
 #define POP3_MAX_USER 1024
@@ -24,9 +29,17 @@ struct pop3_session {
     unsigned bad_commands;
     unsigned auth_failures;
     bool discarding; /* skipping the rest of an over-long line */
+    /* A command is still running (authentication, SASL exchange, store job): the input waits,
+     * so pipelined commands run one at a time, in order (RFC 2449 §6.6). */
     bool waiting;
     struct sasl_exchange *sasl; /* AUTH in progress: lines are SASL responses */
     const struct auth_mech *sasl_mech;
+    /* TRANSACTION on the store: the locked maildrop. While a store job runs it belongs to the
+     * job and this is NULL; the job hands it back in its `done`. */
+    bool has_maildrop;
+    struct pop3_maildrop *drop;
+    uint32_t live_count; /* messages not marked deleted, and their octets (STAT, LIST) */
+    uint64_t live_octets;
 };
 
 static const struct protocol_settings *settings(const struct pop3_session *s)
@@ -44,26 +57,34 @@ static bool user_pass_allowed(const struct pop3_session *s)
     return policy_mech_allowed(settings(s)->login_type, tls(s), &AUTH_MECH_LOGIN_COMMAND);
 }
 
-static void capa(struct pop3_session *s)
+static bool mail_configured(const struct pop3_session *s)
 {
-    conn_printf(s->conn, "+OK Capability list follows\r\n");
-    conn_printf(s->conn, "RESP-CODES\r\nAUTH-RESP-CODE\r\nPIPELINING\r\n");
-    if (s->state == POP3_TRANSACTION) { /* RFC 2449 §5: nothing about logging in after it */
-        conn_printf(s->conn, "IMPLEMENTATION postern\r\n.\r\n");
-        return;
-    }
+    return conn_config(s->conn)->mailbox_root != NULL;
+}
+
+/* RFC 2449 §5: what is available in the AUTHORIZATION state is announced in both states, so
+ * the list does not depend on the state at all; only on TLS, LoginType and the store. */
+static void cmd_capa(struct pop3_session *s, const struct pop3_command *cmd)
+{
+    (void)cmd;
+    struct evbuffer *b = evbuffer_new();
+    evbuffer_add_printf(b, "+OK Capability list follows\r\n");
+    if (mail_configured(s))
+        evbuffer_add_printf(b, "TOP\r\nUIDL\r\nEXPIRE NEVER\r\n");
+    evbuffer_add_printf(b, "RESP-CODES\r\nAUTH-RESP-CODE\r\nPIPELINING\r\n");
     if (policy_starttls_offered(conn_listener(s->conn), tls(s)))
-        conn_printf(s->conn, "STLS\r\n");
+        evbuffer_add_printf(b, "STLS\r\n");
     if (user_pass_allowed(s))
-        conn_printf(s->conn, "USER\r\n");
-    char mechs[256] = "";
-    size_t n = 0;
+        evbuffer_add_printf(b, "USER\r\n");
+    bool sasl = false;
     for (size_t i = 0; i < AUTH_MECHS_COUNT; i++)
-        if (policy_mech_allowed(settings(s)->login_type, tls(s), &AUTH_MECHS[i]))
-            n += (size_t)snprintf(mechs + n, sizeof(mechs) - n, " %s", AUTH_MECHS[i].name);
-    if (n)
-        conn_printf(s->conn, "SASL%s\r\n", mechs);
-    conn_printf(s->conn, "IMPLEMENTATION postern\r\n.\r\n");
+        if (policy_mech_allowed(settings(s)->login_type, tls(s), &AUTH_MECHS[i])) {
+            evbuffer_add_printf(b, sasl ? " %s" : "SASL %s", AUTH_MECHS[i].name);
+            sasl = true;
+        }
+    evbuffer_add_printf(b, "%sIMPLEMENTATION postern\r\n.\r\n", sasl ? "\r\n" : "");
+    conn_write_buffer(s->conn, b);
+    evbuffer_free(b);
 }
 
 static void err(struct pop3_session *s, const char *text)
@@ -88,6 +109,259 @@ static void forget_user(struct pop3_session *s)
     s->user = NULL;
 }
 
+static void pause_commands(struct pop3_session *s)
+{
+    s->waiting = true;
+    conn_pause_input(s->conn, true);
+}
+
+static void resume_commands(struct pop3_session *s)
+{
+    s->waiting = false;
+    conn_pause_input(s->conn, false);
+}
+
+/* ---- store jobs: one at a time, the maildrop travels with the job ------------------------- */
+
+enum job_kind { JOB_OPEN, JOB_RETRIEVE, JOB_UPDATE, JOB_RELEASE };
+
+struct store_job {
+    enum job_kind kind;
+    struct pop3_session *session; /* read in `done` only, on the connection's thread */
+    struct pop3_maildrop *drop;   /* the job's own while it runs */
+    char *root_template, *key;    /* JOB_OPEN */
+    uint32_t msg;                 /* JOB_RETRIEVE: message number, lines (TOP), or RETR */
+    uint64_t body_lines;
+    bool top;
+    int fd;
+    struct pop3_extent extent;
+    uint32_t removed; /* JOB_UPDATE */
+    enum store_status status;
+    bool in_use;
+    char error[256]; /* store_last_error() of the worker */
+};
+
+static void job_work(void *arg)
+{
+    struct store_job *j = arg;
+    switch (j->kind) {
+    case JOB_OPEN:
+        j->status = pop3_maildrop_open(j->root_template, j->key, &j->drop, &j->in_use);
+        break;
+    case JOB_RETRIEVE:
+        j->status =
+            pop3_maildrop_retrieve(j->drop, j->msg, j->body_lines, !j->top, &j->fd, &j->extent);
+        break;
+    case JOB_UPDATE:
+        j->status = pop3_maildrop_update(j->drop, &j->removed);
+        /* the lock goes before the answer: a client that reconnects at once finds it free */
+        pop3_maildrop_close(j->drop);
+        j->drop = NULL;
+        break;
+    case JOB_RELEASE:
+        pop3_maildrop_close(j->drop);
+        j->drop = NULL;
+        break;
+    }
+    if (j->status != STORE_OK)
+        snprintf(j->error, sizeof(j->error), "%s", store_last_error());
+}
+
+static void job_done(void *arg);
+
+static struct store_job *new_job(enum job_kind kind)
+{
+    struct store_job *j = xcalloc(1, sizeof(*j));
+    j->kind = kind;
+    j->fd = -1;
+    return j;
+}
+
+static void free_job(struct store_job *j)
+{
+    if (j->fd >= 0)
+        close(j->fd);
+    free(j->root_template);
+    free(j->key);
+    free(j);
+}
+
+/* Hands the maildrop to a job on the store workers and holds the input until it is done.
+ * False (the job freed, the maildrop still the session's) when the queue is full. */
+static bool submit(struct pop3_session *s, struct store_job *j)
+{
+    j->session = s;
+    j->drop = s->drop;
+    if (!conn_submit_store(s->conn, job_work, job_done, j)) {
+        free_job(j);
+        return false;
+    }
+    s->drop = NULL;
+    pause_commands(s);
+    return true;
+}
+
+static void logged_in(struct pop3_session *s)
+{
+    s->state = POP3_TRANSACTION;
+    conn_printf(s->conn, "+OK Logged in%s\r\n", tls(s) ? "" : " (this session is not encrypted)");
+    conn_set_timeout(s->conn, settings(s)->auth_timeout);
+}
+
+static void count_live(struct pop3_session *s)
+{
+    s->live_count = 0;
+    s->live_octets = 0;
+    for (uint32_t i = 0; i < s->drop->count; i++)
+        if (!s->drop->messages[i].deleted) {
+            s->live_count++;
+            s->live_octets += s->drop->messages[i].size;
+        }
+}
+
+static void open_done(struct pop3_session *s, struct store_job *j)
+{
+    if (j->status == STORE_OK) {
+        s->has_maildrop = true;
+        count_live(s);
+        log_debug("conn %llu: maildrop open, %u messages", (unsigned long long)conn_id(s->conn),
+                  s->live_count);
+        logged_in(s);
+    } else if (j->in_use) {
+        err(s, "[IN-USE] Mailbox is locked by another POP3 session");
+        conn_close(s->conn, "maildrop in use");
+    } else {
+        log_warning("conn %llu: cannot open the maildrop: %s: %s",
+                    (unsigned long long)conn_id(s->conn), store_status_text(j->status), j->error);
+        err(s, "[SYS/TEMP] Cannot open the mailbox, try again later");
+        conn_close(s->conn, "maildrop not available");
+    }
+}
+
+static void retrieve_done(struct pop3_session *s, struct store_job *j)
+{
+    if (j->status == STORE_NOT_FOUND) {
+        err(s, "Message was removed by another session");
+        return;
+    }
+    if (j->status != STORE_OK) {
+        log_warning("conn %llu: cannot read message %u: %s: %s",
+                    (unsigned long long)conn_id(s->conn), j->msg, store_status_text(j->status),
+                    j->error);
+        err(s, "[SYS/TEMP] Cannot read the message, try again later");
+        return;
+    }
+    if (j->top)
+        conn_printf(s->conn, "+OK\r\n");
+    else
+        conn_printf(s->conn, "+OK %llu octets\r\n",
+                    (unsigned long long)s->drop->messages[j->msg - 1].size);
+    /* Streamed as the socket drains: LF becomes CRLF and a leading '.' is doubled on the way
+     * (RFC 1939 §3), so a 50 MB message never sits in memory. */
+    const struct conn_file_range range = {
+        .length = j->extent.length, .crlf = true, .dot_stuff = true, .limit = CONN_FILE_ALL};
+    if (!conn_write_file(s->conn, j->fd, &range)) {
+        log_warning("conn %llu: cannot send message %u", (unsigned long long)conn_id(s->conn),
+                    j->msg);
+        conn_close(s->conn, "cannot send a message file");
+        return;
+    }
+    /* a last line without its line end is ended, so that "." stands on a line of its own */
+    if (j->extent.last_byte == '\r')
+        conn_printf(s->conn, "\n.\r\n");
+    else if (j->extent.last_byte >= 0 && j->extent.last_byte != '\n')
+        conn_printf(s->conn, "\r\n.\r\n");
+    else
+        conn_printf(s->conn, ".\r\n");
+}
+
+static void update_done(struct pop3_session *s, struct store_job *j)
+{
+    if (j->status == STORE_OK) {
+        log_info("conn %llu: POP3 QUIT removed %u messages", (unsigned long long)conn_id(s->conn),
+                 j->removed);
+        conn_printf(s->conn, "+OK postern signing off (%u messages deleted)\r\n", j->removed);
+    } else {
+        log_warning("conn %llu: POP3 QUIT could not remove every deleted message: %s: %s",
+                    (unsigned long long)conn_id(s->conn), store_status_text(j->status), j->error);
+        err(s, "[SYS/TEMP] Some deleted messages were not removed");
+    }
+    conn_close(s->conn, "QUIT");
+}
+
+/* The next command waits until a message sent has nearly left: one file at a time per
+ * session, however many RETRs a client pipelines without reading. */
+static void output_drained(void *arg)
+{
+    struct pop3_session *s = arg;
+    if (!conn_is_closing(s->conn))
+        resume_commands(s);
+}
+
+static void job_done(void *arg)
+{
+    struct store_job *j = arg;
+    struct pop3_session *s = j->session;
+    s->drop = j->drop; /* back with the session; pop3_free releases it if the session is over */
+    if (!conn_is_closing(s->conn)) {
+        switch (j->kind) {
+        case JOB_OPEN:
+            open_done(s, j);
+            break;
+        case JOB_RETRIEVE:
+            retrieve_done(s, j);
+            if (j->status == STORE_OK && !conn_is_closing(s->conn)) {
+                free_job(j);
+                conn_when_drained(s->conn, output_drained, s);
+                return;
+            }
+            break;
+        case JOB_UPDATE:
+            update_done(s, j);
+            break;
+        case JOB_RELEASE:
+            break;
+        }
+    }
+    free_job(j);
+    if (!conn_is_closing(s->conn))
+        resume_commands(s);
+}
+
+/* After a successful login: the maildrop is opened and locked before "+OK" (RFC 1939 §4). */
+static void open_maildrop(struct pop3_session *s, const char *key)
+{
+    const char *root = conn_config(s->conn)->mailbox_root;
+    if (root == NULL) {
+        logged_in(s); /* a directory-only setup: logins work, mailbox commands say why not */
+        return;
+    }
+    if (key == NULL || *key == '\0') {
+        log_warning("conn %llu: the account has no mailbox key",
+                    (unsigned long long)conn_id(s->conn));
+        err(s, "[SYS/PERM] This account has no mailbox");
+        conn_close(s->conn, "no mailbox key");
+        return;
+    }
+    struct store_job *j = new_job(JOB_OPEN);
+    j->root_template = xstrdup(root);
+    j->key = xstrdup(key);
+    if (!submit(s, j)) {
+        err(s, "[SYS/TEMP] Server busy, try again later");
+        conn_close(s->conn, "store queue full");
+    }
+}
+
+/* Gives the maildrop back on a worker when the session ends other than by QUIT; if that cannot
+ * be queued, pop3_free() closes it. */
+static void release_maildrop(struct pop3_session *s)
+{
+    if (s->drop != NULL)
+        submit(s, new_job(JOB_RELEASE));
+}
+
+/* ---- AUTHORIZATION ------------------------------------------------------------------------ */
+
 static void auth_finished(void *session, struct auth_attempt *a, const struct auth_result *r)
 {
     (void)a;
@@ -96,10 +370,9 @@ static void auth_finished(void *session, struct auth_attempt *a, const struct au
     if (conn_is_closing(s->conn))
         return;
     if (r->allow) {
-        s->state = POP3_TRANSACTION;
-        conn_printf(s->conn, "+OK Logged in%s\r\n",
-                    tls(s) ? "" : " (this session is not encrypted)");
-        conn_set_timeout(s->conn, settings(s)->auth_timeout);
+        open_maildrop(s, r->mailbox_key);
+        if (s->waiting || conn_is_closing(s->conn))
+            return; /* the store job answers */
     } else if (r->reason == AUTH_REASON_PLAINTEXT_REQUIRES_TLS)
         err(s, policy_starttls_offered(conn_listener(s->conn), tls(s))
                    ? "[AUTH] Plaintext authentication is not allowed without TLS; use STLS first"
@@ -128,8 +401,7 @@ static void auth_finished(void *session, struct auth_attempt *a, const struct au
 
 static void start_auth(struct pop3_session *s, struct auth_attempt *a)
 {
-    s->waiting = true;
-    conn_pause_input(s->conn, true);
+    pause_commands(s);
     auth_start(s->conn, s, a, auth_finished);
 }
 
@@ -233,6 +505,218 @@ static void cmd_stls(struct pop3_session *s, const struct pop3_command *cmd)
     conn_starttls(s->conn);
 }
 
+static void cmd_apop(struct pop3_session *s, const struct pop3_command *cmd)
+{
+    (void)cmd;
+    err(s, "APOP is not supported");
+}
+
+static void cmd_noop(struct pop3_session *s, const struct pop3_command *cmd)
+{
+    (void)cmd;
+    conn_printf(s->conn, "+OK\r\n");
+}
+
+static void cmd_quit(struct pop3_session *s, const struct pop3_command *cmd)
+{
+    (void)cmd;
+    if (!s->has_maildrop || s->drop == NULL) {
+        conn_printf(s->conn, "+OK postern signing off\r\n");
+        conn_close(s->conn, "QUIT");
+        return;
+    }
+    /* RFC 1939 §6: only QUIT in the TRANSACTION state enters UPDATE and deletes */
+    if (!submit(s, new_job(JOB_UPDATE))) {
+        err(s, "[SYS/TEMP] Server busy, no message was deleted");
+        conn_close(s->conn, "store queue full");
+    }
+}
+
+/* ---- TRANSACTION -------------------------------------------------------------------------- */
+
+/* Message n of the listing, unless there is none or it is marked deleted (RFC 1939 §5: such
+ * message numbers are refused by every command). */
+static struct pop3_message *message(struct pop3_session *s, uint64_t n)
+{
+    if (n == 0 || n > s->drop->count || s->drop->messages[n - 1].deleted)
+        return NULL;
+    return &s->drop->messages[n - 1];
+}
+
+static bool numbers(struct pop3_session *s, const struct pop3_command *cmd, const char *usage,
+                    uint64_t *out, int min, int max, int *count)
+{
+    const char *error;
+    int n = pop3_parse_numbers(cmd->args, cmd->args_len, out, min, max, &error);
+    if (n < 0) {
+        char text[128];
+        snprintf(text, sizeof(text), "%s (%s)", error, usage);
+        bad_command(s, text);
+        return false;
+    }
+    *count = n;
+    return true;
+}
+
+static void no_such_message(struct pop3_session *s)
+{
+    err(s, "no such message");
+}
+
+static void cmd_stat(struct pop3_session *s, const struct pop3_command *cmd)
+{
+    int n;
+    uint64_t unused[1];
+    if (!numbers(s, cmd, "STAT", unused, 0, 0, &n))
+        return;
+    conn_printf(s->conn, "+OK %u %llu\r\n", s->live_count, (unsigned long long)s->live_octets);
+}
+
+/* LIST and UIDL: one message, or every message not marked deleted. */
+static void listing(struct pop3_session *s, const struct pop3_command *cmd, bool uidl)
+{
+    uint64_t arg[1];
+    int n;
+    if (!numbers(s, cmd, uidl ? "UIDL [msg]" : "LIST [msg]", arg, 0, 1, &n))
+        return;
+    char uid[POP3_UIDL_MAX];
+    if (n == 1) {
+        const struct pop3_message *m = message(s, arg[0]);
+        if (m == NULL) {
+            no_such_message(s);
+            return;
+        }
+        if (uidl) {
+            pop3_uidl(s->drop, (uint32_t)arg[0], uid, sizeof(uid));
+            conn_printf(s->conn, "+OK %u %s\r\n", (uint32_t)arg[0], uid);
+        } else {
+            conn_printf(s->conn, "+OK %u %llu\r\n", (uint32_t)arg[0], (unsigned long long)m->size);
+        }
+        return;
+    }
+    struct evbuffer *b = evbuffer_new();
+    if (uidl)
+        evbuffer_add_printf(b, "+OK\r\n");
+    else
+        evbuffer_add_printf(b, "+OK %u messages (%llu octets)\r\n", s->live_count,
+                            (unsigned long long)s->live_octets);
+    for (uint32_t i = 1; i <= s->drop->count; i++) {
+        const struct pop3_message *m = message(s, i);
+        if (m == NULL)
+            continue;
+        if (uidl) {
+            pop3_uidl(s->drop, i, uid, sizeof(uid));
+            evbuffer_add_printf(b, "%u %s\r\n", i, uid);
+        } else {
+            evbuffer_add_printf(b, "%u %llu\r\n", i, (unsigned long long)m->size);
+        }
+    }
+    evbuffer_add_printf(b, ".\r\n");
+    conn_write_buffer(s->conn, b);
+    evbuffer_free(b);
+}
+
+static void cmd_list(struct pop3_session *s, const struct pop3_command *cmd)
+{
+    listing(s, cmd, false);
+}
+
+static void cmd_uidl(struct pop3_session *s, const struct pop3_command *cmd)
+{
+    listing(s, cmd, true);
+}
+
+/* RETR and TOP: the file is opened and measured on a worker, then streamed. */
+static void retrieve(struct pop3_session *s, uint64_t n, uint64_t body_lines, bool top)
+{
+    if (message(s, n) == NULL) {
+        no_such_message(s);
+        return;
+    }
+    struct store_job *j = new_job(JOB_RETRIEVE);
+    j->msg = (uint32_t)n;
+    j->body_lines = body_lines;
+    j->top = top;
+    if (!submit(s, j))
+        err(s, "[SYS/TEMP] Server busy, try again later");
+}
+
+static void cmd_retr(struct pop3_session *s, const struct pop3_command *cmd)
+{
+    uint64_t arg[1];
+    int n;
+    if (numbers(s, cmd, "RETR msg", arg, 1, 1, &n))
+        retrieve(s, arg[0], POP3_ALL_LINES, false);
+}
+
+static void cmd_top(struct pop3_session *s, const struct pop3_command *cmd)
+{
+    uint64_t arg[2];
+    int n;
+    if (numbers(s, cmd, "TOP msg n", arg, 2, 2, &n))
+        retrieve(s, arg[0], arg[1], true);
+}
+
+static void cmd_dele(struct pop3_session *s, const struct pop3_command *cmd)
+{
+    uint64_t arg[1];
+    int n;
+    if (!numbers(s, cmd, "DELE msg", arg, 1, 1, &n))
+        return;
+    if (arg[0] >= 1 && arg[0] <= s->drop->count && s->drop->messages[arg[0] - 1].deleted) {
+        conn_printf(s->conn, "-ERR message %u already deleted\r\n", (uint32_t)arg[0]);
+        return;
+    }
+    struct pop3_message *m = message(s, arg[0]);
+    if (m == NULL) {
+        no_such_message(s);
+        return;
+    }
+    m->deleted = true; /* only marked: QUIT deletes (RFC 1939 §6) */
+    count_live(s);
+    conn_printf(s->conn, "+OK message %u deleted\r\n", (uint32_t)arg[0]);
+}
+
+static void cmd_rset(struct pop3_session *s, const struct pop3_command *cmd)
+{
+    int n;
+    uint64_t unused[1];
+    if (!numbers(s, cmd, "RSET", unused, 0, 0, &n))
+        return;
+    for (uint32_t i = 0; i < s->drop->count; i++)
+        s->drop->messages[i].deleted = false;
+    count_live(s);
+    conn_printf(s->conn, "+OK maildrop has %u messages (%llu octets)\r\n", s->live_count,
+                (unsigned long long)s->live_octets);
+}
+
+/* ---- the command table -------------------------------------------------------------------- */
+
+struct pop3_verb {
+    const char *name;
+    unsigned states;     /* IN_AUTHORIZATION | IN_TRANSACTION */
+    bool needs_maildrop; /* refused with [SYS/PERM] when no MailboxRoot is configured */
+    void (*proceed)(struct pop3_session *s, const struct pop3_command *cmd);
+};
+
+static const struct pop3_verb VERBS[] = {
+    {"CAPA", IN_AUTHORIZATION | IN_TRANSACTION, false, cmd_capa},
+    {"NOOP", IN_AUTHORIZATION | IN_TRANSACTION, false, cmd_noop},
+    {"QUIT", IN_AUTHORIZATION | IN_TRANSACTION, false, cmd_quit},
+    {"STLS", IN_AUTHORIZATION, false, cmd_stls},
+    {"USER", IN_AUTHORIZATION, false, cmd_user},
+    {"PASS", IN_AUTHORIZATION, false, cmd_pass},
+    {"AUTH", IN_AUTHORIZATION, false, cmd_auth},
+    {"APOP", IN_AUTHORIZATION, false, cmd_apop},
+    {"STAT", IN_TRANSACTION, true, cmd_stat},
+    {"LIST", IN_TRANSACTION, true, cmd_list},
+    {"RETR", IN_TRANSACTION, true, cmd_retr},
+    {"DELE", IN_TRANSACTION, true, cmd_dele},
+    {"RSET", IN_TRANSACTION, true, cmd_rset},
+    {"TOP", IN_TRANSACTION, true, cmd_top},
+    {"UIDL", IN_TRANSACTION, true, cmd_uidl},
+};
+
 static void run_line(struct pop3_session *s, const char *line, size_t len)
 {
     struct pop3_command cmd;
@@ -241,55 +725,27 @@ static void run_line(struct pop3_session *s, const char *line, size_t len)
         bad_command(s, error);
         return;
     }
-    const char *k = cmd.keyword;
-    static const char *const TRANSACTION[] = {"STAT", "LIST", "RETR", "DELE",
-                                              "RSET", "TOP",  "UIDL"};
-    bool transaction_command = false;
-    for (size_t i = 0; i < ARRAY_LEN(TRANSACTION); i++)
-        transaction_command |= strcmp(k, TRANSACTION[i]) == 0;
-    if (s->state == POP3_TRANSACTION) {
-        if (strcmp(k, "QUIT") == 0) {
-            conn_printf(s->conn, "+OK postern signing off\r\n");
-            conn_close(s->conn, "QUIT");
-        } else if (strcmp(k, "NOOP") == 0) {
-            conn_printf(s->conn, "+OK\r\n");
-        } else if (strcmp(k, "CAPA") == 0) {
-            capa(s);
-        } else if (transaction_command) {
-            /* The maildrop arrives with the store issue (docs/postern.conf.5). */
-            err(s, "[SYS/PERM] Mailbox access is not yet available on this server");
-        } else {
-            bad_command(s, "Command not valid in this state");
-            return;
-        }
-        s->bad_commands = 0;
+    const struct pop3_verb *verb = NULL;
+    for (size_t i = 0; i < ARRAY_LEN(VERBS) && verb == NULL; i++)
+        if (strcmp(cmd.keyword, VERBS[i].name) == 0)
+            verb = &VERBS[i];
+    if (verb == NULL) {
+        bad_command(s, "Unknown command");
         return;
     }
-    bool known = true;
-    if (strcmp(k, "CAPA") == 0)
-        capa(s);
-    else if (strcmp(k, "NOOP") == 0)
-        conn_printf(s->conn, "+OK\r\n");
-    else if (strcmp(k, "QUIT") == 0) {
-        conn_printf(s->conn, "+OK postern signing off\r\n");
-        conn_close(s->conn, "QUIT");
-    } else if (strcmp(k, "STLS") == 0)
-        cmd_stls(s, &cmd);
-    else if (strcmp(k, "USER") == 0)
-        cmd_user(s, &cmd);
-    else if (strcmp(k, "PASS") == 0)
-        cmd_pass(s, &cmd);
-    else if (strcmp(k, "AUTH") == 0)
-        cmd_auth(s, &cmd);
-    else if (strcmp(k, "APOP") == 0)
-        err(s, "APOP is not supported");
+    if (!(verb->states & (1u << s->state))) {
+        bad_command(s, s->state == POP3_AUTHORIZATION ? "Command not valid before login"
+                                                      : "Command not valid in this state");
+        return;
+    }
+    unsigned bad_before = s->bad_commands;
+    if (verb->needs_maildrop && !s->has_maildrop)
+        err(s, "[SYS/PERM] Mailbox access is not yet available on this server (no MailboxRoot "
+               "configured)");
     else
-        known = false;
-    if (known) {
+        verb->proceed(s, &cmd);
+    if (s->bad_commands == bad_before)
         s->bad_commands = 0;
-        return;
-    }
-    bad_command(s, transaction_command ? "Command not valid before login" : "Unknown command");
 }
 
 static void reset_timer(struct pop3_session *s)
@@ -324,8 +780,7 @@ static void pop3_input(void *session)
         if (eol.pos < 0) {
             if (evbuffer_get_length(in) > max) {
                 evbuffer_drain(in, evbuffer_get_length(in));
-                if (!s->discarding)
-                    s->discarding = true;
+                s->discarding = true;
             }
             return;
         }
@@ -358,10 +813,12 @@ static void pop3_tls_ready(void *session)
     reset_timer(session);
 }
 
+/* RFC 1939 §3: the autologout timer ends the session without entering UPDATE. */
 static void pop3_timeout(void *session)
 {
     struct pop3_session *s = session;
     err(s, "Disconnected for inactivity");
+    release_maildrop(s);
     conn_close(s->conn, "idle timeout");
 }
 
@@ -370,11 +827,14 @@ static void pop3_shutdown(void *session)
     err(session, "[SYS/TEMP] Server shutting down");
 }
 
+/* A session that ended without QUIT (dropped, timed out, shut down) deletes nothing; if its
+ * maildrop is still here, it is released now, on the I/O thread, as nothing else can. */
 static void pop3_free(void *session)
 {
     struct pop3_session *s = session;
     forget_user(s);
     sasl_free(s->sasl);
+    pop3_maildrop_close(s->drop);
     free(s);
 }
 

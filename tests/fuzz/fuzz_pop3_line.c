@@ -1,4 +1,5 @@
-/* libFuzzer target: POP3 command lines (pop3_parse_line), whole input and line by line. */
+/* libFuzzer target: POP3 command lines (pop3_parse_line), whole input and line by line, and
+ * the message numbers of their arguments (pop3_parse_numbers). */
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -16,6 +17,34 @@ static void check(bool ok, const char *what)
     }
 }
 
+/* The numbers are the digit runs of an argument text made only of digits and spaces. */
+static void numbers(const char *args, size_t len)
+{
+    uint64_t n[3];
+    const char *error = NULL;
+    int count = pop3_parse_numbers(args, len, n, 0, 3, &error);
+    size_t runs = 0, other = 0;
+    for (size_t i = 0; i < len; i++) {
+        bool digit = args[i] >= '0' && args[i] <= '9';
+        if (digit && (i == 0 || args[i - 1] == ' '))
+            runs++;
+        other += !digit && args[i] != ' ';
+    }
+    if (count < 0) {
+        check(error != NULL, "numbers refused without a message");
+        check(other > 0 || runs > 3, "digits and spaces refused");
+        return;
+    }
+    check(other == 0 && (size_t)count == runs, "numbers not the digit runs");
+    for (int i = 0; i < count; i++) {
+        /* small values read back exactly; the rest saturate */
+        char text[32];
+        snprintf(text, sizeof(text), "%llu", (unsigned long long)n[i]);
+        check(n[i] == UINT64_MAX || memmem(args, len, text, strlen(text)) != NULL,
+              "number not in the text");
+    }
+}
+
 static void parse(const char *line, size_t len)
 {
     struct pop3_command cmd;
@@ -28,6 +57,7 @@ static void parse(const char *line, size_t len)
     check(k >= 1 && k <= POP3_MAX_KEYWORD, "keyword length");
     for (size_t i = 0; i < k; i++)
         check(cmd.keyword[i] >= 'A' && cmd.keyword[i] <= 'Z', "keyword not upper-case letters");
+    numbers(cmd.args, cmd.args_len);
     if (cmd.args_len == 0)
         return;
     /* arguments are the rest of the line after one space, without control characters */

@@ -1,4 +1,5 @@
-/* Unit tests of pop3_parse_line(): keywords, arguments and what is refused. */
+/* Unit tests of pop3_parse_line() (keywords, arguments and what is refused) and of
+ * pop3_parse_numbers() (the message numbers of the TRANSACTION commands). */
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -121,6 +122,67 @@ static void test_length_bounds(void **state)
     parse_ok_n(exact, sizeof(exact), "NOOP", "", 0);
 }
 
+static int numbers(const char *args, uint64_t *out, int min, int max, const char **error)
+{
+    *error = NULL;
+    return pop3_parse_numbers(args, strlen(args), out, min, max, error);
+}
+
+static void test_numbers(void **state)
+{
+    (void)state;
+    uint64_t n[2] = {0, 0};
+    const char *error;
+    assert_int_equal(numbers("", n, 0, 1, &error), 0);
+    assert_int_equal(numbers("1", n, 0, 1, &error), 1);
+    assert_int_equal(n[0], 1);
+    assert_int_equal(numbers("0", n, 1, 1, &error), 1); /* 0 parses; no message has it */
+    assert_int_equal(n[0], 0);
+    assert_int_equal(numbers("4294967296", n, 1, 1, &error), 1);
+    assert_true(n[0] == 4294967296ULL);
+    assert_int_equal(numbers("007", n, 1, 1, &error), 1);
+    assert_int_equal(n[0], 7);
+    assert_int_equal(numbers("12 0", n, 2, 2, &error), 2);
+    assert_int_equal(n[0], 12);
+    assert_int_equal(n[1], 0);
+    /* extra spaces between and around are tolerated */
+    assert_int_equal(numbers("  3   5  ", n, 2, 2, &error), 2);
+    assert_int_equal(n[0], 3);
+    assert_int_equal(n[1], 5);
+    assert_int_equal(numbers("   ", n, 0, 1, &error), 0);
+    /* too large for 64 bits saturates: "all lines" for TOP, no such message elsewhere */
+    assert_int_equal(numbers("18446744073709551615", n, 1, 1, &error), 1);
+    assert_true(n[0] == UINT64_MAX);
+    assert_int_equal(numbers("18446744073709551616", n, 1, 1, &error), 1);
+    assert_true(n[0] == UINT64_MAX);
+    assert_int_equal(numbers("99999999999999999999999999999999 1", n, 2, 2, &error), 2);
+    assert_true(n[0] == UINT64_MAX);
+    assert_int_equal(n[1], 1);
+}
+
+static void test_numbers_refused(void **state)
+{
+    (void)state;
+    uint64_t n[2];
+    const char *error;
+    assert_int_equal(numbers("", n, 1, 1, &error), -1);
+    assert_string_equal(error, "Missing argument");
+    assert_int_equal(numbers("1", n, 2, 2, &error), -1);
+    assert_string_equal(error, "Missing argument");
+    assert_int_equal(numbers("1 2", n, 0, 1, &error), -1);
+    assert_string_equal(error, "Too many arguments");
+    assert_int_equal(numbers("1", n, 0, 0, &error), -1);
+    assert_string_equal(error, "Too many arguments");
+    const char *bad[] = {"x", "-1", "+1", "1x", "1.5", "0x10", "1,2", "\xd9\xa1", "1 -2", "1e3"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        assert_int_equal(numbers(bad[i], n, 0, 2, &error), -1);
+        assert_string_equal(error, "Invalid number");
+    }
+    /* only len bytes are read */
+    assert_int_equal(pop3_parse_numbers("12x", 2, n, 1, 1, &error), 1);
+    assert_int_equal(n[0], 12);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -131,6 +193,8 @@ int main(void)
         cmocka_unit_test(test_keyword_not_letters),
         cmocka_unit_test(test_control_characters_in_arguments),
         cmocka_unit_test(test_length_bounds),
+        cmocka_unit_test(test_numbers),
+        cmocka_unit_test(test_numbers_refused),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
