@@ -545,7 +545,9 @@ def run_measured(args, out_path):
 def big_logs(tmp_path_factory):
     d = tmp_path_factory.mktemp("biglog")
     small, big = d / "small.log", d / "big.log"
-    return (small, synthetic_log(small, 100000, seed=2)), (big, synthetic_log(big, 1000000))
+    yield (small, synthetic_log(small, 100000, seed=2)), (big, synthetic_log(big, 1000000))
+    for path in (small, big):  # 35 + 350 MB that pytest would otherwise keep
+        path.unlink()
 
 
 def test_a_million_lines_in_bounded_memory(big_logs, audited):
