@@ -369,7 +369,7 @@ enum store_status store_rename(struct store_account *account, const char *from, 
     if (st == STORE_OK)
         st = create_superiors(account, dst);
     /* wait for every operation in the moving folders, locks in the global (path) order */
-    qsort(pairs, np, sizeof *pairs, pair_cmp);
+    sort_items(pairs, np, sizeof *pairs, pair_cmp);
     for (size_t i = 0; i < np && st == STORE_OK; i++) {
         char *lp = path_join(pairs[i].from_dir, IDX_LOCK);
         pairs[i].lock_fd = open(lp, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
@@ -422,7 +422,7 @@ static void read_subscriptions(const struct store_account *account, char ***name
 static enum store_status write_subscriptions(const struct store_account *account, char **names,
                                              size_t count)
 {
-    qsort(names, count, sizeof *names, str_cmp);
+    sort_items(names, count, sizeof *names, str_cmp);
     size_t len = 1;
     for (size_t i = 0; i < count; i++)
         len += strlen(names[i]) + 1;
@@ -489,7 +489,7 @@ enum store_status store_unsubscribe(struct store_account *account, const char *n
 enum store_status store_subscriptions(struct store_account *account, char ***names, size_t *count)
 {
     read_subscriptions(account, names, count);
-    qsort(*names, *count, sizeof **names, str_cmp);
+    sort_items(*names, *count, sizeof **names, str_cmp);
     return STORE_OK;
 }
 
@@ -571,7 +571,7 @@ enum store_status store_list(struct store_account *account, struct store_folder 
     }
     store_strings_free(subs, nsubs);
     store_strings_free(names, n);
-    qsort(list, m, sizeof *list, folder_cmp);
+    sort_items(list, m, sizeof *list, folder_cmp);
     *folders = list;
     *count = m;
     return STORE_OK;

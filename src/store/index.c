@@ -308,8 +308,11 @@ static bool uid_file_read(struct idx *idx, uint32_t *uidvalidity, uint32_t *hint
     char buf[64];
     if (!read_small_file(idx->dir, IDX_UIDVALIDITY, buf, sizeof buf))
         return false;
-    unsigned long v = 0, h = 1;
-    if (sscanf(buf, "%lu %lu", &v, &h) < 1 || v == 0 || v > UINT32_MAX || h == 0 || h > UINT32_MAX)
+    char *end;
+    unsigned long v = strtoul(buf, &end, 10), h = 1;
+    if (*end == ' ')
+        h = strtoul(end + 1, &end, 10);
+    if (v == 0 || v > UINT32_MAX || h == 0 || h > UINT32_MAX || (*end != '\n' && *end != '\0'))
         return false;
     *uidvalidity = (uint32_t)v;
     *hint = (uint32_t)h;
@@ -797,7 +800,7 @@ static enum store_status rescan_cur(struct idx *idx)
     }
     for (size_t i = 0; i < nfiles; i++)
         mfile_parse(files[i].name, &files[i].m);
-    qsort(files, nfiles, sizeof *files, by_uid_name);
+    sort_items(files, nfiles, sizeof *files, by_uid_name);
 
     st = idx_begin(idx);
     uint64_t modseq = 0;
@@ -886,7 +889,7 @@ static enum store_status rescan_cur(struct idx *idx)
         if (mfile_measure(idx->cur_fd, f->name, &f->file_size, &f->size, &f->mtime) != STORE_OK)
             f->mtime = INT64_MAX; /* vanished or unreadable: skipped below */
     }
-    qsort(unknown, nunknown, sizeof *unknown, by_mtime_name);
+    sort_items(unknown, nunknown, sizeof *unknown, by_mtime_name);
     for (size_t i = 0; i < nunknown && st == STORE_OK; i++) {
         if (unknown[i].mtime == INT64_MAX)
             continue;
@@ -941,7 +944,7 @@ static enum store_status pickup_new(struct idx *idx)
         mfile_parse(f->name, &f->m);
         files[keep++] = *f;
     }
-    qsort(files, keep, sizeof *files, by_mtime_name);
+    sort_items(files, keep, sizeof *files, by_mtime_name);
     st = idx_begin(idx);
     uint64_t modseq = idx_next_modseq(idx);
     bool renamed = false;

@@ -5,6 +5,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <sys/stat.h>
 #include <sys/types.h>
 
@@ -28,8 +29,8 @@
 
 #define LOCK_TIMEOUT_MS 30000
 #define SQLITE_BUSY_MS 10000
-#define TMP_MAX_AGE (36 * 3600) /* the Maildir spec's limit for stale tmp/ files */
-#define TOMBSTONES_KEEP 20000   /* expunge tombstones kept for store_changes_since */
+#define TMP_MAX_AGE (36L * 3600) /* the Maildir spec's limit for stale tmp/ files */
+#define TOMBSTONES_KEEP 20000    /* expunge tombstones kept for store_changes_since */
 
 struct store_account {
     char *root;
@@ -186,6 +187,14 @@ enum store_status write_file_atomic(const char *dir, const char *name, const cha
 bool read_small_file(const char *dir, const char *name, char *buf, size_t size);
 uint32_t uidvalidity_allocate(const struct store_account *account);
 ssize_t write_all(int fd, const void *data, size_t len);
+
+/* qsort that takes an empty array, which may then be NULL. */
+static inline void sort_items(void *base, size_t n, size_t size,
+                              int (*cmp)(const void *, const void *))
+{
+    if (n > 1)
+        qsort(base, n, size, cmp);
+}
 
 /* Counters (struct store_io_counters), updated atomically. */
 enum io_counter { IO_DIR_ENTRIES, IO_FILE_STATS, IO_RESCANS, IO_REBUILDS };

@@ -71,8 +71,9 @@ void view_remove(struct store_mailbox *mb, const uint32_t *uids, size_t count,
                  struct store_expunged *expunged)
 {
     uint32_t *sorted = xcalloc(count + 1, sizeof *sorted);
-    memcpy(sorted, uids, count * sizeof *uids);
-    qsort(sorted, count, sizeof *sorted, uid_desc);
+    if (count > 0)
+        memcpy(sorted, uids, count * sizeof *uids);
+    sort_items(sorted, count, sizeof *sorted, uid_desc);
     if (expunged != NULL) {
         expunged->seqs = xcalloc(count + 1, sizeof *expunged->seqs);
         expunged->uids = xcalloc(count + 1, sizeof *expunged->uids);

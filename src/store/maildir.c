@@ -111,7 +111,7 @@ char *mfile_name(const char *base, size_t base_len, uint64_t file_size, uint64_t
             continue;
         info[n++] = c;
     }
-    qsort(info, n, 1, char_cmp);
+    sort_items(info, n, 1, char_cmp);
     info[n] = '\0';
     int w = snprintf(out + o, sizeof out - o, ",S=%llu,W=%llu,U=%u:2,%s",
                      (unsigned long long)file_size, (unsigned long long)size, uid, info);
@@ -244,7 +244,7 @@ char *keywords_apply(const char *current, enum store_flag_op op, const char *con
     if (op != STORE_FLAGS_REMOVE)
         for (size_t i = 0; i < count && n < cap; i++)
             list[n++] = (char *)keywords[i];
-    qsort(list, n, sizeof *list, kw_cmp);
+    sort_items(list, n, sizeof *list, kw_cmp);
     size_t len = 1;
     for (size_t i = 0; i < n; i++)
         len += strlen(list[i]) + 1;

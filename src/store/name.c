@@ -52,10 +52,8 @@ static bool shift_valid(const char *p, size_t len)
             high = 0;
         } else if (unit >= 0xd800 && unit <= 0xdbff) {
             high = unit;
-        } else if (unit >= 0xdc00 && unit <= 0xdfff) {
-            return false;
-        } else if (unit < 0xa0) {
-            return false; /* ASCII (must be literal) or a C0/C1 control */
+        } else if ((unit >= 0xdc00 && unit <= 0xdfff) || unit < 0xa0) {
+            return false; /* a lone low surrogate, ASCII (must be literal), a control */
         }
     }
     return high == 0 && nbits < 6 && bits == 0;
@@ -102,9 +100,9 @@ enum store_status store_name_check(const char *name, char *canonical, size_t siz
     }
     if (size <= len)
         return STORE_INVALID_NAME;
-    memcpy(canonical, name, len + 1);
-    if (ascii_ncasecmp(name, "INBOX", 5) == 0 && (name[5] == '\0' || name[5] == '/'))
-        memcpy(canonical, "INBOX", 5);
+    /* INBOX is case-insensitive (RFC 3501 §5.1), also as the first component */
+    bool inbox = ascii_ncasecmp(name, "INBOX", 5) == 0 && (name[5] == '\0' || name[5] == '/');
+    snprintf(canonical, size, "%s%s", inbox ? "INBOX" : "", inbox ? name + 5 : name);
     char disk[DISK_NAME_MAX + 1];
     return name_to_disk(canonical, disk, sizeof disk);
 }
