@@ -269,6 +269,30 @@ static void test_imap_deleted_flag_is_not_ours(void **state)
     assert_int_equal(files_in(f), 2);
 }
 
+static uint32_t recent_seen_by_imap(struct fixture *f)
+{
+    struct store_account *account;
+    struct store_mailbox *inbox;
+    assert_int_equal(store_account_open(f->inbox, &account), STORE_OK);
+    assert_int_equal(store_open(account, "INBOX", true, &inbox), STORE_OK); /* EXAMINE */
+    uint32_t recent = store_recent(inbox);
+    store_close(inbox);
+    store_account_close(account);
+    return recent;
+}
+
+/* A POP3 session takes \Recent as a SELECT would (Dovecot's POP3 does the same). */
+static void test_recent_is_claimed(void **state)
+{
+    struct fixture *f = *state;
+    pop3_maildrop_close(open_drop(f));
+    deliver(f, MESSAGES[0], 0);
+    deliver(f, MESSAGES[1], 1);
+    assert_int_equal(recent_seen_by_imap(f), 2);
+    pop3_maildrop_close(open_drop(f));
+    assert_int_equal(recent_seen_by_imap(f), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -278,6 +302,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_retrieve, setup, teardown),
         cmocka_unit_test_setup_teardown(test_update, setup, teardown),
         cmocka_unit_test_setup_teardown(test_imap_deleted_flag_is_not_ours, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_recent_is_claimed, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
