@@ -65,6 +65,30 @@ struct directory_settings {
     int tls_line, verify_line, keytab_line; /* for posternctl check-config; 0: not set */
 };
 
+/* The "kerberos { }" block: GSSAPI logins (RFC 4752) with the service keys of a keytab that
+ * `posternctl join` or adcli wrote (docs/join.md). */
+struct kerberos_settings {
+    bool configured;
+    int line;
+    char *keytab;      /* read at start, before privileges drop */
+    char **host_names; /* HostName: the <host> of imap/<host> and pop/<host>; none: any */
+    size_t n_host_names;
+    char **realms; /* Realm: whose principals may log in; none: the domain's DNS name */
+    size_t n_realms;
+    int keytab_line;
+};
+
+/* The "ntlm { }" block: NTLM logins verified by Samba's ntlm_auth helpers (winbind). */
+struct ntlm_settings {
+    bool configured;
+    int line;
+    char *helper;          /* the ntlm_auth program */
+    char **helper_options; /* HelperOption: more arguments, e.g. --require-membership-of=... */
+    size_t n_helper_options;
+    unsigned max_helpers;    /* helper processes at most (one per exchange in progress) */
+    unsigned helper_timeout; /* seconds a helper may take to answer */
+};
+
 /* The "logins { }" block: which login names work and how refusals behave (POLICY.md). */
 struct login_settings {
     struct login_rules rules;
@@ -110,6 +134,8 @@ struct config {
     struct protocol_settings pop3;
     struct directory_settings directory;
     struct login_settings logins;
+    struct kerberos_settings kerberos;
+    struct ntlm_settings ntlm;
     struct listener_config *listeners;
     size_t n_listeners;
 };

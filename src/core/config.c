@@ -578,6 +578,38 @@ static void directory_directive(struct parser *ps, const struct statement *st, v
     }
 }
 
+static void kerberos_directive(struct parser *ps, const struct statement *st, void *target)
+{
+    struct kerberos_settings *k = target;
+    if (is(st, "Keytab")) {
+        parse_string(ps, st, &k->keytab);
+        k->keytab_line = st->line;
+    } else if (is(st, "HostName")) {
+        parse_list(ps, st, &k->host_names, &k->n_host_names);
+    } else if (is(st, "Realm")) {
+        parse_list(ps, st, &k->realms, &k->n_realms);
+    } else {
+        fail(ps, st->line, "unknown directive '%s' in kerberos block", st->argv[0]);
+    }
+}
+
+static void ntlm_directive(struct parser *ps, const struct statement *st, void *target)
+{
+    struct ntlm_settings *n = target;
+    if (is(st, "Helper")) {
+        if (parse_string(ps, st, &n->helper) && n->helper[0] != '/')
+            fail(ps, st->line, "Helper: '%s' is not an absolute path", n->helper);
+    } else if (is(st, "HelperOption")) {
+        parse_list(ps, st, &n->helper_options, &n->n_helper_options);
+    } else if (is(st, "Helpers")) {
+        parse_number(ps, st, COUNT, 1, 256, &n->max_helpers);
+    } else if (is(st, "HelperTimeout")) {
+        parse_number(ps, st, DURATION, 1, 120, &n->helper_timeout);
+    } else {
+        fail(ps, st->line, "unknown directive '%s' in ntlm block", st->argv[0]);
+    }
+}
+
 static const struct keyword FORM_RULES[] = {
     {"refuse", FORM_REFUSED}, {"allow", FORM_ALLOWED}, {"if-alias-is-name", FORM_IF_ALIAS_IS_NAME}};
 
@@ -703,6 +735,14 @@ static void validate(struct parser *ps, struct config *c, int last_line)
         fail(ps, d->line, "BindKeytab (SASL GSSAPI) and BindDN (simple bind) exclude each other");
     else if (d->configured && d->client.bind_principal != NULL && d->client.keytab == NULL)
         fail(ps, d->line, "BindPrincipal needs BindKeytab");
+    if (!ps->failed && c->kerberos.configured && c->kerberos.keytab == NULL)
+        fail(ps, c->kerberos.line, "the kerberos block needs a Keytab");
+    else if (!ps->failed && c->kerberos.configured && !d->configured)
+        fail(ps, c->kerberos.line,
+             "the kerberos block needs a directory block (principals name accounts there)");
+    else if (!ps->failed && c->ntlm.configured && !d->configured)
+        fail(ps, c->ntlm.line,
+             "the ntlm block needs a directory block (NTLM identities name accounts there)");
     if (ps->failed)
         return;
     if (c->n_listeners == 0) {
@@ -763,6 +803,9 @@ struct config *config_parse(const char *path, const char *text, size_t len, char
     c->logins.max_auth_failures = 3;
     c->logins.penalty_after = 5;
     c->logins.penalty_max_ms = 15 * 60 * 1000;
+    c->ntlm.helper = xstrdup("/usr/bin/ntlm_auth");
+    c->ntlm.max_helpers = 4;
+    c->ntlm.helper_timeout = 10;
     if (err && errlen)
         err[0] = '\0';
 
@@ -782,6 +825,25 @@ struct config *config_parse(const char *path, const char *text, size_t len, char
             enum protocol proto = is(&st, "imap") ? PROTOCOL_IMAP : PROTOCOL_POP3;
             struct protocol_target t = {proto == PROTOCOL_IMAP ? &c->imap : &c->pop3, proto};
             parse_block(&ps, &st, protocol_block_directive, &t, st.line);
+        } else if (is(&st, "kerberos") || is(&st, "ntlm")) {
+            bool krb = is(&st, "kerberos");
+            bool *configured = krb ? &c->kerberos.configured : &c->ntlm.configured;
+            int *line = krb ? &c->kerberos.line : &c->ntlm.line;
+            if (st.argc != 1) {
+                fail(&ps, st.line, "the %s block takes no name", st.argv[0]);
+                break;
+            }
+            if (*configured) {
+                fail(&ps, st.line, "the %s block is declared twice (first at line %d)", st.argv[0],
+                     *line);
+                break;
+            }
+            *configured = true;
+            *line = st.line;
+            if (krb)
+                parse_block(&ps, &st, kerberos_directive, &c->kerberos, st.line);
+            else
+                parse_block(&ps, &st, ntlm_directive, &c->ntlm, st.line);
         } else if (is(&st, "directory") || is(&st, "logins")) {
             if (st.argc != 1) {
                 fail(&ps, st.line, "the %s block takes no name", st.argv[0]);
@@ -815,7 +877,9 @@ struct config *config_parse(const char *path, const char *text, size_t len, char
             if (!ps.failed && !t.have_protocol)
                 fail(&ps, l->line, "listener %s has no Protocol (imap or pop3)", l->name);
         } else {
-            fail(&ps, st.line, "unknown block '%s' (imap, pop3, directory, logins or listener)",
+            fail(&ps, st.line,
+                 "unknown block '%s' (imap, pop3, directory, logins, kerberos, ntlm or "
+                 "listener)",
                  st.argv[0]);
         }
         if (ps.failed)
@@ -876,7 +940,8 @@ struct config *config_load(const char *path, char *err, size_t errlen)
                           &c->control_socket,
                           &c->directory.client.bind_password_file,
                           &c->directory.client.keytab,
-                          &c->directory.client.ca_file};
+                          &c->directory.client.ca_file,
+                          &c->kerberos.keytab};
         for (size_t i = 0; i < ARRAY_LEN(files); i++) {
             char *f = *files[i];
             if (f == NULL || f[0] == '/' || dirlen == 0)
@@ -940,6 +1005,11 @@ void config_unref(struct config *c)
     protocol_free(&c->pop3);
     directory_settings_free(&c->directory);
     free(c->logins.delegate_attribute);
+    free(c->kerberos.keytab);
+    free_list(c->kerberos.host_names, c->kerberos.n_host_names);
+    free_list(c->kerberos.realms, c->kerberos.n_realms);
+    free(c->ntlm.helper);
+    free_list(c->ntlm.helper_options, c->ntlm.n_helper_options);
     free(c->path);
     free(c->user);
     free(c->pid_file);

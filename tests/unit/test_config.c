@@ -636,6 +636,56 @@ static void test_crlf_and_case_insensitive_names(void **state)
     expect_error("User a\r\n\r\nBogus 1\r\n" LISTENER_IMAP, "t.conf:3: unknown directive 'Bogus'");
 }
 
+/* ---- single sign-on ------------------------------------------------------------------- */
+
+#define DIRECTORY_BLOCK "directory {\n    URI ldap://dc1\n    BaseDN DC=corp,DC=example,DC=com\n}\n"
+
+static void test_kerberos_and_ntlm_blocks(void **state)
+{
+    (void)state;
+    struct config *c = parse_ok(LISTENER_IMAP);
+    assert_false(c->kerberos.configured);
+    assert_false(c->ntlm.configured);
+    assert_string_equal(c->ntlm.helper, "/usr/bin/ntlm_auth");
+    assert_int_equal(c->ntlm.max_helpers, 4);
+    assert_int_equal(c->ntlm.helper_timeout, 10);
+    config_unref(c);
+    c = parse_ok(DIRECTORY_BLOCK "kerberos {\n    Keytab /etc/postern/postern.keytab\n"
+                                 "    HostName mail.corp.example.com mail1.corp.example.com\n"
+                                 "    HostName mail2.corp.example.com\n"
+                                 "    Realm CORP.EXAMPLE.COM\n}\n"
+                                 "ntlm {\n    Helper /opt/samba/bin/ntlm_auth\n"
+                                 "    HelperOption --require-membership-of=CORP\\MailUsers\n"
+                                 "    Helpers 12\n    HelperTimeout 1m\n}\n" LISTENER_IMAP);
+    assert_true(c->kerberos.configured);
+    assert_string_equal(c->kerberos.keytab, "/etc/postern/postern.keytab");
+    assert_int_equal(c->kerberos.keytab_line, 6);
+    assert_int_equal(c->kerberos.n_host_names, 3);
+    assert_string_equal(c->kerberos.host_names[2], "mail2.corp.example.com");
+    assert_int_equal(c->kerberos.n_realms, 1);
+    assert_string_equal(c->kerberos.realms[0], "CORP.EXAMPLE.COM");
+    assert_true(c->ntlm.configured);
+    assert_string_equal(c->ntlm.helper, "/opt/samba/bin/ntlm_auth");
+    assert_int_equal(c->ntlm.n_helper_options, 1);
+    assert_string_equal(c->ntlm.helper_options[0], "--require-membership-of=CORP\\MailUsers");
+    assert_int_equal(c->ntlm.max_helpers, 12);
+    assert_int_equal(c->ntlm.helper_timeout, 60);
+    config_unref(c);
+    expect_error(DIRECTORY_BLOCK "kerberos {\n    HostName a\n}\n" LISTENER_IMAP,
+                 "t.conf:5: the kerberos block needs a Keytab");
+    expect_error("kerberos {\n    Keytab k\n}\n" LISTENER_IMAP,
+                 "t.conf:1: the kerberos block needs a directory block (principals name "
+                 "accounts there)");
+    expect_error("ntlm {\n}\n" LISTENER_IMAP, "t.conf:1: the ntlm block needs a directory block "
+                                              "(NTLM identities name accounts there)");
+    expect_error(DIRECTORY_BLOCK "ntlm {\n}\nntlm {\n}\n" LISTENER_IMAP,
+                 "t.conf:7: the ntlm block is declared twice (first at line 5)");
+    expect_error(DIRECTORY_BLOCK "ntlm {\n    Helper ntlm_auth\n}\n" LISTENER_IMAP,
+                 "t.conf:6: Helper: 'ntlm_auth' is not an absolute path");
+    expect_error(DIRECTORY_BLOCK "kerberos {\n    Keytab k\n    Service imap\n}\n" LISTENER_IMAP,
+                 "t.conf:7: unknown directive 'Service' in kerberos block");
+}
+
 /* ---- errors ---------------------------------------------------------------------------- */
 
 static void test_error_unknown_directive(void **state)
@@ -651,7 +701,8 @@ static void test_error_unknown_directive(void **state)
     expect_error("listener a {\n    Protocol imap\n    Banner x\n}\n",
                  "t.conf:3: unknown directive 'Banner' in listener block");
     expect_error(LISTENER_IMAP "smtp {\n}\n",
-                 "t.conf:6: unknown block 'smtp' (imap, pop3, directory, logins or listener)");
+                 "t.conf:6: unknown block 'smtp' (imap, pop3, directory, logins, kerberos, ntlm "
+                 "or listener)");
 }
 
 static void test_error_bad_values(void **state)
@@ -976,6 +1027,7 @@ int main(void)
         cmocka_unit_test(test_error_incomplete_listeners),
         cmocka_unit_test(test_error_duplicate_listeners),
         cmocka_unit_test(test_duplicate_check_is_textual),
+        cmocka_unit_test(test_kerberos_and_ntlm_blocks),
         cmocka_unit_test(test_error_bad_cidr),
         cmocka_unit_test(test_error_banner),
         cmocka_unit_test(test_error_no_listener),
