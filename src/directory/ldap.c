@@ -440,6 +440,8 @@ static void service_bind_result(struct directory *d, bool refused)
     if (!refused) {
         d->service_holdoff_ms = 0;
         d->service_holdoff_until_ms = 0;
+    } else if (d->service_holdoff_until_ms != 0 && now_ms() < d->service_holdoff_until_ms) {
+        /* Binds that were under way when the hold-off began: one refusal, not several. */
     } else {
         d->service_holdoff_ms = d->service_holdoff_ms == 0 ? SERVICE_HOLDOFF_FIRST_MS
                                 : d->service_holdoff_ms * 2 > SERVICE_HOLDOFF_MAX_MS

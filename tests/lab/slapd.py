@@ -104,16 +104,19 @@ class Slapd(daemon.LabDaemon):
 
     # ----------------------------------------------------------- lifecycle --
 
-    def start(self):
+    def start(self, fresh=True):
+        """fresh=False restarts on the data of the last run (a server coming back after a
+        crash: accounts exist from its first answer on)."""
         if self._proc is not None:
             raise LabError("slapd already started (pid %d)" % self.pid)
         slapd = _tool("slapd")
-        # A reused workdir (make demo twice) starts from scratch: the old
-        # database would make the sample load fail with "already exists".
-        shutil.rmtree(self.data_dir, ignore_errors=True)
-        os.makedirs(self.data_dir)
-        if os.path.exists(self.log_path):
-            os.unlink(self.log_path)
+        if fresh:
+            # A reused workdir (make demo twice) starts from scratch: the old
+            # database would make the sample load fail with "already exists".
+            shutil.rmtree(self.data_dir, ignore_errors=True)
+            os.makedirs(self.data_dir)
+            if os.path.exists(self.log_path):
+                os.unlink(self.log_path)
         if self._want_tls and not self.tls_cert:
             files = tls.make_tls_files(os.path.join(self.workdir, "tls"),
                                        ip_addresses=(self.host,))
@@ -123,7 +126,7 @@ class Slapd(daemon.LabDaemon):
         with open(self.ldap_conf, "w") as f:
             f.write(self._client_conf())
 
-        if self.bulk_ldif:
+        if self.bulk_ldif and fresh:
             daemon.run([_tool("slapadd"), "-q", "-f", self.conf_path, "-l", self.bulk_ldif],
                        what="slapadd " + os.path.basename(self.bulk_ldif), timeout=600)
         t0 = time.monotonic()
@@ -135,7 +138,7 @@ class Slapd(daemon.LabDaemon):
             # TCP accept alone can precede the end of start-up; a rootDSE read cannot.
             daemon.wait_ready(self._proc, self._answers, "slapd", self.log_path)
             t1 = time.monotonic()
-            if self.ldif_path:
+            if self.ldif_path and fresh:
                 self.load_ldif(self.ldif_path)
         except BaseException:
             self.stop()      # a half-started lab must not outlive the failure
