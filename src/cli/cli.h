@@ -11,7 +11,9 @@
  * and its own arguments (argv[0] is the subcommand's name). */
 struct cli {
     const char *config_path;
-    struct config *config; /* NULL for subcommands that declare needs_config false */
+    struct config *config; /* NULL when the subcommand needs none, or could not be read for
+                              one that can do without (then config_error says why) */
+    const char *config_error;
     int argc;
     char **argv;
 };
@@ -25,10 +27,12 @@ enum cli_status {
     CLI_ERROR = 3,    /* could not do the job: configuration, directory, file */
 };
 
+enum cli_config_need { CONFIG_NONE, CONFIG_REQUIRED, CONFIG_OPTIONAL };
+
 struct cli_command {
     const char *name;
     const char *synopsis; /* one line for usage() */
-    bool needs_config;
+    enum cli_config_need config;
     int (*run)(struct cli *cli);
 };
 

@@ -787,7 +787,13 @@ int cli_audit_log(struct cli *cli)
         cli_error(cli, "one FILE at most");
         return CLI_USAGE;
     }
-    const char *path = optind < cli->argc ? cli->argv[optind] : cli->config->audit_log;
+    const char *path = optind < cli->argc ? cli->argv[optind]
+                       : cli->config      ? cli->config->audit_log
+                                          : NULL;
+    if (path == NULL && cli->config == NULL) {
+        cli_error(cli, "%s", cli->config_error);
+        return CLI_ERROR;
+    }
     if (path == NULL) {
         cli_error(cli, "%s has no AuditLog; name the file", cli->config_path);
         return CLI_ERROR;

@@ -15,15 +15,17 @@
 #endif
 
 static const struct cli_command COMMANDS[] = {
-    {"check-config", "check-config", true, cli_check_config},
+    {"check-config", "check-config [--format table|json]", CONFIG_REQUIRED, cli_check_config},
     {"explain", "explain LOGIN [--protocol imap|pop3] [--tls|--no-tls] [--mech M] [--profile P]",
-     true, cli_explain},
+     CONFIG_REQUIRED, cli_explain},
     {"test-login", "test-login LOGIN [options of explain]   (password from the terminal or stdin)",
-     true, cli_test_login},
-    {"audit-directory", "audit-directory [--format table|json|csv]", true, cli_audit_directory},
-    {"audit-log", "audit-log [--since TIME] [FILE]", true, cli_audit_log},
-    {"sessions", "sessions [--format table|json]", true, cli_sessions},
-    {"kick", "kick SESSION-ID|--account NAME", true, cli_kick},
+     CONFIG_REQUIRED, cli_test_login},
+    {"audit-directory", "audit-directory [--format table|json|csv]", CONFIG_REQUIRED,
+     cli_audit_directory},
+    {"audit-log", "audit-log [--since TIME] [--format table|json] [--top N] [FILE|-]",
+     CONFIG_OPTIONAL, cli_audit_log},
+    {"sessions", "sessions [--format table|json]", CONFIG_REQUIRED, cli_sessions},
+    {"kick", "kick SESSION-ID|--account NAME", CONFIG_REQUIRED, cli_kick},
 };
 
 static void usage(FILE *out)
@@ -84,10 +86,11 @@ int main(int argc, char **argv)
         return CLI_USAGE;
     }
     struct cli cli = {.config_path = path, .argc = argc - optind, .argv = argv + optind};
-    if (cmd->needs_config) {
-        char err[CONFIG_ERROR_MAX];
+    char err[CONFIG_ERROR_MAX] = "";
+    if (cmd->config != CONFIG_NONE) {
         cli.config = config_load(path, err, sizeof(err));
-        if (cli.config == NULL) {
+        cli.config_error = err;
+        if (cli.config == NULL && cmd->config == CONFIG_REQUIRED) {
             fprintf(stderr, "posternctl: %s\n", err);
             return CLI_ERROR;
         }
