@@ -601,8 +601,7 @@ enum store_status store_status(struct store_account *account, const char *name,
     st = idx_lock(idx, false);
     if (st == STORE_OK) {
         sqlite3_stmt *q;
-        st =
-            idx_prepare(idx, "SELECT count(*), total(recent), total((flags & 1) = 0) FROM msg", &q);
+        st = idx_prepare(idx, "SELECT messages, recent, unseen FROM counts", &q);
         if (st == STORE_OK) {
             int rc = sqlite3_step(q);
             if (rc == SQLITE_ROW) {

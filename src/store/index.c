@@ -27,7 +27,20 @@ static const char schema_sql[] =
     " envelope TEXT, bodystructure TEXT);"
     "CREATE INDEX msg_modseq ON msg(modseq);"
     "CREATE TABLE expunged(uid INTEGER PRIMARY KEY, modseq INTEGER NOT NULL);"
-    "CREATE INDEX expunged_modseq ON expunged(modseq);";
+    "CREATE INDEX expunged_modseq ON expunged(modseq);"
+    /* STATUS in O(1): counts kept by triggers in the same transactions */
+    "CREATE TABLE counts(id INTEGER PRIMARY KEY CHECK (id = 1), messages INTEGER NOT NULL,"
+    " unseen INTEGER NOT NULL, recent INTEGER NOT NULL);"
+    "INSERT INTO counts VALUES(1, 0, 0, 0);"
+    "CREATE TRIGGER msg_insert AFTER INSERT ON msg BEGIN UPDATE counts SET"
+    " messages = messages + 1, unseen = unseen + ((NEW.flags & 1) = 0),"
+    " recent = recent + NEW.recent; END;"
+    "CREATE TRIGGER msg_delete AFTER DELETE ON msg BEGIN UPDATE counts SET"
+    " messages = messages - 1, unseen = unseen - ((OLD.flags & 1) = 0),"
+    " recent = recent - OLD.recent; END;"
+    "CREATE TRIGGER msg_update AFTER UPDATE OF flags, recent ON msg BEGIN UPDATE counts SET"
+    " unseen = unseen - ((OLD.flags & 1) = 0) + ((NEW.flags & 1) = 0),"
+    " recent = recent - OLD.recent + NEW.recent; END;";
 
 int64_t stat_mtime_ns(const struct stat *st)
 {
@@ -383,8 +396,13 @@ static enum store_status idx_rebuild(struct idx *idx)
         st = exec(idx, sql);
     idx->uidvalidity = uidvalidity;
     idx->uidnext = hint;
-    idx->modseq = 1;
-    idx->tomb_floor = 1; /* nobody can ask for changes from before the rebuild */
+    /* Modseqs never go back, even when the index is lost: a rebuilt one counts on from the
+     * clock in microseconds (above any count of single steps), and changes from before it
+     * are unknown (STORE_TOO_OLD). */
+    struct timespec now;
+    clock_gettime(CLOCK_REALTIME, &now);
+    idx->modseq = (uint64_t)now.tv_sec * 1000000 + (uint64_t)now.tv_nsec / 1000;
+    idx->tomb_floor = idx->modseq;
     idx->cur_mtime = 0;
     idx->cur_trusted = false;
     idx->fresh = true;
@@ -446,7 +464,7 @@ enum store_status idx_insert_row(struct idx *idx, const struct idx_row *row)
     if (idx->insert_stmt == NULL) {
         enum store_status st = idx_prepare(
             idx,
-            "INSERT OR REPLACE INTO msg(uid, fname, flags, keywords, size, file_size,"
+            "INSERT INTO msg(uid, fname, flags, keywords, size, file_size,"
             " internaldate, modseq, added, recent) VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             &idx->insert_stmt);
         if (st != STORE_OK)

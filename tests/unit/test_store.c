@@ -660,6 +660,10 @@ static void rebuild_case(struct fixture *f, bool garbage)
     size_t n1, n2;
     snapshot(a, "Drafts", before, fl1, &n1, &v1, &next1);
     assert_int_equal(n1, 6);
+    /* a session stays open across the rebuild */
+    struct store_mailbox *keep;
+    assert_int_equal(store_open(a, "Drafts", false, &keep), STORE_OK);
+    uint64_t old_modseq = store_highest_modseq(keep);
     const char *db = pathf("%s/.Drafts/postern.db", f->root);
     if (garbage) {
         FILE *fp = fopen(db, "r+");
@@ -685,6 +689,20 @@ static void rebuild_case(struct fixture *f, bool garbage)
         assert_int_equal(after[i], before[i]);
         assert_int_equal(fl2[i], fl1[i]);
     }
+    /* the open session notices the new index, and nothing changed for it */
+    struct store_changes ch;
+    assert_int_equal(store_sync(keep, true, &ch), STORE_OK);
+    assert_int_equal(ch.expunged_count + ch.flag_count, 0);
+    assert_false(ch.exists_changed);
+    assert_true(ch.highest_modseq > old_modseq); /* modseqs never go back */
+    store_changes_free(&ch);
+    struct store_delta d;
+    assert_int_equal(store_changes_since(keep, old_modseq, &d), STORE_TOO_OLD);
+    assert_int_equal(store_count(keep), n1);
+    char *text = read_message(keep, before[0], NULL);
+    assert_string_equal(text, "Subject: r\r\n\r\nr\r\n");
+    free(text);
+    store_close(keep);
     assert_int_equal(append(a, "Drafts", "Subject: new\r\n\r\n", 0), next1);
 }
 
@@ -763,7 +781,7 @@ static void test_two_handles(void **state)
     assert_int_equal(d.highest_modseq, store_highest_modseq(h2));
     store_delta_free(&d);
     assert_int_equal(store_changes_since(h2, 0, &d), STORE_TOO_OLD);
-    assert_int_equal(store_changes_since(h2, d.highest_modseq + 100, &d), STORE_OK);
+    assert_int_equal(store_changes_since(h2, store_highest_modseq(h2) + 100, &d), STORE_OK);
     assert_int_equal(d.new_count + d.changed_count + d.expunged_count, 0);
     store_delta_free(&d);
 
@@ -778,6 +796,35 @@ static void test_two_handles(void **state)
     assert_int_equal(store_seq(h1, uids[0]), 1);
     store_close(h1);
     store_close(h2);
+}
+
+static void test_stale_handles(void **state)
+{
+    struct fixture *f = *state;
+    struct store_account *a = f->account;
+    append(a, "Trash", "Subject: t\r\n\r\n", 0);
+    struct store_mailbox *trash, *drafts;
+    assert_int_equal(store_open(a, "Trash", false, &trash), STORE_OK);
+    assert_int_equal(store_open(a, "Drafts", false, &drafts), STORE_OK);
+    uint32_t old_validity = store_uidvalidity(trash);
+    assert_int_equal(store_delete(a, "Trash"), STORE_OK);
+    assert_int_equal(store_create(a, "Trash", STORE_SPECIAL_TRASH), STORE_OK);
+    struct store_changes ch;
+    assert_int_equal(store_sync(trash, true, &ch), STORE_STALE);
+    uint32_t dest;
+    assert_int_equal(store_rename(a, "Drafts", "Entw&APw-rfe"), STORE_OK);
+    assert_int_equal(store_sync(drafts, true, &ch), STORE_STALE);
+    assert_int_equal(store_set_flags(drafts, &dest, 0, STORE_FLAGS_ADD, 0, NULL, 0, NULL),
+                     STORE_STALE);
+    store_close(drafts);
+    store_close(trash);
+    /* the new Trash is another mailbox: another UIDVALIDITY (RFC 3501 §2.3.1.1) */
+    assert_int_equal(store_open(a, "Trash", false, &trash), STORE_OK);
+    assert_true(store_uidvalidity(trash) != old_validity);
+    assert_int_equal(store_count(trash), 0);
+    store_close(trash);
+    assert_int_equal(store_open(a, "Entw&APw-rfe", false, &drafts), STORE_OK);
+    store_close(drafts);
 }
 
 static void test_copy_move(void **state)
@@ -1056,6 +1103,11 @@ static void test_big_mailbox_opens_without_rescan(void **state)
     assert_int_equal(c1.rescans - c0.rescans, 0);
     assert_int_equal(store_message(mb, 777)->flags, STORE_SEEN);
     store_close(mb);
+    struct store_mailbox_status status;
+    assert_int_equal(store_status(a, "INBOX", &status), STORE_OK);
+    assert_int_equal(status.messages, 20000);
+    assert_int_equal(status.unseen, 19999);
+    assert_int_equal(status.recent, 0);
     fprintf(stderr, "   20 000 messages: delivery %.2f s, pickup %.2f s, reopen %.3f s\n", delivery,
             pickup, reopen);
     assert_true(reopen < 2.0);
@@ -1338,6 +1390,7 @@ int main(void)
         T(test_rebuild_lost_index),
         T(test_rebuild_corrupt_index),
         T(test_two_handles),
+        T(test_stale_handles),
         T(test_copy_move),
         T(test_cache_and_watch),
         T(test_pop3_lock),
