@@ -18,6 +18,10 @@ enum imap_read_status {
     IMAP_READ_LINE_TOO_LONG,   /* the line exceeded the limit and was discarded to its end;
                                   `nonsync`: it announced a literal that follows anyway */
     IMAP_READ_LITERAL_TOO_BIG, /* refused literal; `nonsync` tells whether data will follow */
+    /* Only with `offer_literals`: */
+    IMAP_READ_LITERAL,     /* a literal of `announced` bytes is announced ({ at marker_start
+                              in buf); decide with imap_reader_literal() before feeding on */
+    IMAP_READ_STREAM_DATA, /* data[0..*used) is data of a streamed literal, for the caller */
 };
 
 struct imap_reader {
@@ -32,6 +36,14 @@ struct imap_reader {
     char tail[32];   /* the last bytes of the line being discarded: does it announce {n+}? */
     size_t tail_len;
     bool nonsync; /* the refused literal was non-synchronizing */
+    /* Streaming (APPEND after login): the caller sees each literal announcement and may take
+     * its data itself instead of having it buffered with the command. */
+    bool offer_literals;
+    size_t announced;       /* IMAP_READ_LITERAL: the size announced */
+    bool announced_nonsync; /* ... and whether it is {n+} */
+    size_t marker_start;    /* ... and where its "{" is in buf */
+    bool deciding;          /* IMAP_READ_LITERAL returned, imap_reader_literal() not yet called */
+    bool streaming;         /* literal_left bytes go to the caller as IMAP_READ_STREAM_DATA */
 };
 
 void imap_reader_init(struct imap_reader *r, size_t max_line, size_t max_literal);
@@ -41,6 +53,12 @@ void imap_reader_reset(struct imap_reader *r);
 /* Consumes bytes from data; *used says how many. Stops after each status other than MORE. */
 enum imap_read_status imap_reader_feed(struct imap_reader *r, const char *data, size_t len,
                                        size_t *used);
+/* After IMAP_READ_LITERAL: buffer the literal with the command (stream false; the limits apply
+ * and the result is CONTINUE for {n}, MORE for {n+} or LITERAL_TOO_BIG) or hand its data to the
+ * caller (stream true; CONTINUE for {n}, whose "+" the caller sends when it is ready, MORE for
+ * {n+}). Data of a streamed literal never enters buf and counts against no reader limit; the
+ * command text after it does. */
+enum imap_read_status imap_reader_literal(struct imap_reader *r, bool stream);
 /* The tag at the start of the buffered command, for error replies ("*" if none). */
 void imap_reader_tag(const struct imap_reader *r, char *out, size_t outlen);
 

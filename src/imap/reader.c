@@ -33,6 +33,8 @@ void imap_reader_reset(struct imap_reader *r)
     r->line_bytes = r->literal_bytes = r->literal_left = 0;
     r->discarding = r->nonsync = false;
     r->tail_len = 0;
+    r->announced = r->marker_start = 0;
+    r->announced_nonsync = r->deciding = r->streaming = false;
     /* Give back memory a large command needed. */
     if (r->cap > 65536) {
         free(r->buf);
@@ -62,9 +64,10 @@ static void append(struct imap_reader *r, const char *data, size_t n)
 }
 
 /* If the line just completed (buf[start..len), ending in LF) ends with "{digits}" or
- * "{digits+}" before the line end, return true with the size. Oversized numbers count as
- * SIZE_MAX so that they are refused, not wrapped. */
-static bool literal_marker(const struct imap_reader *r, size_t start, size_t *size, bool *nonsync)
+ * "{digits+}" before the line end, return true with the size and where the "{" is. Oversized
+ * numbers count as SIZE_MAX so that they are refused, not wrapped. */
+static bool literal_marker(const struct imap_reader *r, size_t start, size_t *size, bool *nonsync,
+                           size_t *brace)
 {
     size_t end = r->len - 1; /* at LF */
     if (end > start && r->buf[end - 1] == '\r')
@@ -90,6 +93,7 @@ static bool literal_marker(const struct imap_reader *r, size_t start, size_t *si
         v = v * 10 + d;
     }
     *size = v;
+    *brace = p - 1;
     return true;
 }
 
@@ -124,9 +128,47 @@ static bool tail_announces_nonsync(const struct imap_reader *r)
     return d < e - 2 && d > 0 && r->tail[d - 1] == '{';
 }
 
+/* The limits and bookkeeping of a literal whose data is buffered with the command. */
+static enum imap_read_status buffer_literal(struct imap_reader *r, size_t size, bool nonsync)
+{
+    if (size > r->max_literal || r->literal_bytes + size > r->max_literal) {
+        r->nonsync = nonsync;
+        return IMAP_READ_LITERAL_TOO_BIG;
+    }
+    r->literal_bytes += size;
+    r->literal_left = size;
+    r->line_start = r->len;
+    return nonsync ? IMAP_READ_MORE : IMAP_READ_CONTINUE;
+}
+
+enum imap_read_status imap_reader_literal(struct imap_reader *r, bool stream)
+{
+    if (!r->deciding)
+        return IMAP_READ_MORE;
+    r->deciding = false;
+    if (!stream)
+        return buffer_literal(r, r->announced, r->announced_nonsync);
+    r->literal_left = r->announced;
+    r->streaming = r->announced > 0;
+    r->line_start = r->len;
+    return r->announced_nonsync ? IMAP_READ_MORE : IMAP_READ_CONTINUE;
+}
+
 enum imap_read_status imap_reader_feed(struct imap_reader *r, const char *data, size_t len,
                                        size_t *used)
 {
+    if (r->deciding) { /* the caller has not said what to do with the literal */
+        *used = 0;
+        return IMAP_READ_MORE;
+    }
+    if (r->streaming) {
+        size_t n = len < r->literal_left ? len : r->literal_left;
+        r->literal_left -= n;
+        if (r->literal_left == 0)
+            r->streaming = false; /* the command text goes on after the literal */
+        *used = n;
+        return n > 0 ? IMAP_READ_STREAM_DATA : IMAP_READ_MORE;
+    }
     size_t i = 0;
     while (i < len) {
         if (r->literal_left > 0) {
@@ -166,25 +208,26 @@ enum imap_read_status imap_reader_feed(struct imap_reader *r, const char *data, 
         i += n;
         if (!lf)
             continue;
-        size_t size;
+        size_t size, brace;
         bool nonsync;
         /* The whole line since its start: the network may have split it anywhere, also
          * between "{5}" and its CRLF. */
-        if (!literal_marker(r, r->line_start, &size, &nonsync)) {
+        if (!literal_marker(r, r->line_start, &size, &nonsync, &brace)) {
             *used = i;
             return IMAP_READ_COMMAND;
         }
-        if (size > r->max_literal || r->literal_bytes + size > r->max_literal) {
-            r->nonsync = nonsync;
+        if (r->offer_literals) {
+            r->announced = size;
+            r->announced_nonsync = nonsync;
+            r->marker_start = brace;
+            r->deciding = true;
             *used = i;
-            return IMAP_READ_LITERAL_TOO_BIG;
+            return IMAP_READ_LITERAL;
         }
-        r->literal_bytes += size;
-        r->literal_left = size;
-        r->line_start = r->len;
-        if (!nonsync) {
+        enum imap_read_status st = buffer_literal(r, size, nonsync);
+        if (st != IMAP_READ_MORE) {
             *used = i;
-            return IMAP_READ_CONTINUE;
+            return st;
         }
     }
     *used = i;

@@ -1,5 +1,7 @@
-/* IMAP session: state machine, command table, capabilities and the not-authenticated state
- * (CAPABILITY, NOOP, LOGOUT, STARTTLS, ID, LOGIN, AUTHENTICATE). */
+/* IMAP session: state machine, command table, capabilities, the input loop, the
+ * not-authenticated state (CAPABILITY, NOOP, LOGOUT, STARTTLS, ID, LOGIN, AUTHENTICATE) and the
+ * step from login to the account's store. The mailbox commands live in mailboxes.c, fetch.c,
+ * messages.c, append.c and idle.c. */
 #include <event2/buffer.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,24 +13,7 @@
 #include "postern/policy.h"
 #include "postern/sasl.h"
 #include "postern/util.h"
-
-enum imap_state {
-    IMAP_NOT_AUTHENTICATED = 1 << 0,
-    IMAP_AUTHENTICATED = 1 << 1,
-    IMAP_SELECTED = 1 << 2,
-};
-
-struct imap_session {
-    struct conn *conn;
-    enum imap_state state;
-    struct imap_reader reader;
-    unsigned bad_commands;
-    bool waiting; /* a command waits for the auth pipeline; input is paused */
-    unsigned auth_failures;
-    char *waiting_tag;
-    struct sasl_exchange *sasl; /* AUTHENTICATE in progress: lines are SASL responses */
-    const struct auth_mech *sasl_mech;
-};
+#include "session_internal.h"
 
 struct imap_command_def {
     const char *name;
@@ -41,6 +26,16 @@ static const struct protocol_settings *settings(const struct imap_session *s)
     return conn_protocol_settings(s->conn);
 }
 
+const struct protocol_settings *imap_settings(const struct imap_session *s)
+{
+    return settings(s);
+}
+
+uint64_t imap_max_message_size(const struct imap_session *s)
+{
+    return settings(s)->max_message_size;
+}
+
 /* ---- capabilities: derived here and nowhere else ----------------------------------------------
  */
 
@@ -49,8 +44,16 @@ static void capabilities(const struct imap_session *s, char *buf, size_t len)
     bool tls = conn_tls_active(s->conn);
     enum login_type lt = settings(s)->login_type;
     size_t n = (size_t)snprintf(buf, len, "IMAP4rev1 SASL-IR LITERAL+ ID");
-    if (s->state != IMAP_NOT_AUTHENTICATED)
-        return; /* nothing about logging in is offered after login (RFC 3501 §6.2) */
+    if (s->state != IMAP_NOT_AUTHENTICATED) {
+        /* nothing about logging in is offered after login (RFC 3501 §6.2); the mailbox
+         * extensions only when there is a store to use them on */
+        if (s->account)
+            snprintf(buf + n, len - n,
+                     " ENABLE IDLE NAMESPACE UNSELECT UIDPLUS MOVE CHILDREN SPECIAL-USE ESEARCH "
+                     "APPENDLIMIT=%llu",
+                     (unsigned long long)imap_max_message_size(s));
+        return;
+    }
     if (policy_starttls_offered(conn_listener(s->conn), tls))
         n += (size_t)snprintf(buf + n, len - n, " STARTTLS");
     if (!policy_mech_allowed(lt, tls, &AUTH_MECH_LOGIN_COMMAND))
@@ -68,6 +71,11 @@ static void reply(struct imap_session *s, const char *tag, const char *status, c
     conn_printf(s->conn, "%s %s %s\r\n", tag, status, text);
 }
 
+void imap_reply(struct imap_session *s, const char *tag, const char *status, const char *text)
+{
+    reply(s, tag, status, text);
+}
+
 static void bad_command(struct imap_session *s, const char *tag, const char *why)
 {
     reply(s, tag, "BAD", why);
@@ -75,6 +83,50 @@ static void bad_command(struct imap_session *s, const char *tag, const char *why
         conn_printf(s->conn, "* BYE Too many invalid commands\r\n");
         conn_close(s->conn, "too many invalid commands");
     }
+}
+
+void imap_bad_command(struct imap_session *s, const char *tag, const char *why)
+{
+    bad_command(s, tag, why);
+}
+
+bool imap_need_store(struct imap_session *s, const char *tag)
+{
+    if (s->account)
+        return true;
+    reply(s, tag, "NO",
+          "[UNAVAILABLE] This server has no mailbox storage configured (MailboxRoot); you can "
+          "log in, but there are no mailboxes");
+    return false;
+}
+
+static void reset_timer(struct imap_session *s);
+
+void imap_command_done(struct imap_session *s)
+{
+    s->busy = false;
+    if (conn_is_closing(s->conn))
+        return;
+    reset_timer(s);
+    conn_pause_input(s->conn, false); /* pipelined commands go on */
+}
+
+/* Modified UTF-7 (RFC 3501 §5.1.3), checked by decoding, as the store names mailboxes. */
+bool imap_mailbox_arg(struct imap_session *s, const char *tag, const struct imap_arg *arg,
+                      char **name)
+{
+    const char *error = "Invalid mailbox name";
+    char *utf8 = NULL, *mutf7 = NULL;
+    if (!imap_arg_is_astring(arg) ||
+        !mailbox_name_parse(arg, IMAP_DELIMITER, false, &utf8, &error) ||
+        !mutf7_encode(utf8, strlen(utf8), &mutf7, &error)) {
+        free(utf8);
+        bad_command(s, tag, error);
+        return false;
+    }
+    free(utf8);
+    *name = mutf7;
+    return true;
 }
 
 static bool no_args(struct imap_session *s, struct imap_command *cmd)
@@ -93,6 +145,69 @@ static void wait_for_auth(struct imap_session *s, const char *tag)
     conn_pause_input(s->conn, true);
 }
 
+/* The authenticated state begins: the answer to LOGIN / AUTHENTICATE. */
+static void logged_in(struct imap_session *s, const char *tag)
+{
+    s->state = IMAP_AUTHENTICATED;
+    s->reader.offer_literals = true; /* APPEND streams its message */
+    if (!conn_tls_active(s->conn))   /* POLICY.md §2: say it when it is so */
+        conn_printf(s->conn, "* OK [ALERT] This session is not encrypted: your mail "
+                             "crosses the network in clear text\r\n");
+    char caps[512];
+    capabilities(s, caps, sizeof(caps));
+    conn_printf(s->conn, "%s OK [CAPABILITY %s] Logged in\r\n", tag, caps);
+    conn_set_timeout(s->conn, settings(s)->auth_timeout);
+}
+
+/* Opening the account's store after a successful login, on the store pool. */
+struct account_open {
+    struct imap_session *s;
+    char *tag, *root_template, *key;
+    struct store_account *account;
+    enum store_status status;
+    char path[4096];
+    char error[256];
+};
+
+static void account_open_work(void *arg)
+{
+    struct account_open *o = arg;
+    o->status = store_expand_root(o->root_template, o->key, o->path, sizeof(o->path));
+    if (o->status == STORE_OK)
+        o->status = store_account_open(o->path, &o->account);
+    if (o->status != STORE_OK)
+        snprintf(o->error, sizeof(o->error), "%s", store_last_error());
+}
+
+static void account_open_done(void *arg)
+{
+    struct account_open *o = arg;
+    struct imap_session *s = o->s;
+    s->waiting = false;
+    if (conn_is_closing(s->conn)) {
+        store_account_close(o->account);
+    } else if (o->status != STORE_OK) {
+        log_error("conn %llu: cannot open the mailbox store of %s at %s: %s: %s",
+                  (unsigned long long)conn_id(s->conn), o->key, o->path,
+                  store_status_text(o->status), o->error);
+        /* The login itself was fine, but there is nothing to use; the session slot the
+         * account holds is released with the connection. */
+        reply(s, o->tag, "NO",
+              "[UNAVAILABLE] Your mailbox cannot be opened right now; try "
+              "again later");
+        conn_printf(s->conn, "* BYE Mailbox unavailable\r\n");
+        conn_close(s->conn, "mailbox store unavailable");
+    } else {
+        s->account = o->account;
+        logged_in(s, o->tag);
+        conn_pause_input(s->conn, false);
+    }
+    free(o->tag);
+    free(o->root_template);
+    free(o->key);
+    free(o);
+}
+
 /* The protocol's words for a refusal; the same text whatever the directory said. */
 static void auth_finished(void *session, struct auth_attempt *a, const struct auth_result *r)
 {
@@ -101,15 +216,28 @@ static void auth_finished(void *session, struct auth_attempt *a, const struct au
     s->waiting = false;
     const char *tag = s->waiting_tag ? s->waiting_tag : "*";
     if (!conn_is_closing(s->conn)) {
+        const char *root = conn_config(s->conn)->mailbox_root;
+        if (r->allow && root && r->mailbox_key) {
+            struct account_open *o = xcalloc(1, sizeof(*o));
+            *o = (struct account_open){.s = s,
+                                       .tag = xstrdup(tag),
+                                       .root_template = xstrdup(root),
+                                       .key = xstrdup(r->mailbox_key)};
+            s->waiting = true; /* input stays paused until the store is open */
+            if (!conn_submit_store(s->conn, account_open_work, account_open_done, o)) {
+                o->status = STORE_BUSY;
+                snprintf(o->error, sizeof(o->error), "the store queue is full");
+                account_open_done(o);
+            }
+            free(s->waiting_tag);
+            s->waiting_tag = NULL;
+            return;
+        }
         if (r->allow) {
-            s->state = IMAP_AUTHENTICATED;
-            if (!conn_tls_active(s->conn)) /* POLICY.md §2: say it when it is so */
-                conn_printf(s->conn, "* OK [ALERT] This session is not encrypted: your mail "
-                                     "crosses the network in clear text\r\n");
-            char caps[512];
-            capabilities(s, caps, sizeof(caps));
-            conn_printf(s->conn, "%s OK [CAPABILITY %s] Logged in\r\n", tag, caps);
-            conn_set_timeout(s->conn, settings(s)->auth_timeout);
+            if (root)
+                log_error("conn %llu: login without a mailbox key: no mailbox store",
+                          (unsigned long long)conn_id(s->conn));
+            logged_in(s, tag);
         } else if (r->reason == AUTH_REASON_PLAINTEXT_REQUIRES_TLS) {
             reply(s, tag, "NO",
                   policy_starttls_offered(conn_listener(s->conn), conn_tls_active(s->conn))
@@ -164,7 +292,11 @@ static void cmd_capability(struct imap_session *s, struct imap_command *cmd)
 
 static void cmd_noop(struct imap_session *s, struct imap_command *cmd)
 {
-    if (no_args(s, cmd))
+    if (!no_args(s, cmd))
+        return;
+    if (s->state == IMAP_SELECTED && s->selected)
+        imap_noop_selected(s, cmd->tag); /* RFC 3501 §6.1.2: the way to poll for updates */
+    else
         reply(s, cmd->tag, "OK", "NOOP completed");
 }
 
@@ -296,21 +428,103 @@ static void sasl_line(struct imap_session *s)
     }
 }
 
+#define ANY (IMAP_NOT_AUTHENTICATED | IMAP_AUTHENTICATED | IMAP_SELECTED)
+#define AUTHED (IMAP_AUTHENTICATED | IMAP_SELECTED)
+
 static const struct imap_command_def COMMANDS[] = {
-    {"CAPABILITY", IMAP_NOT_AUTHENTICATED | IMAP_AUTHENTICATED | IMAP_SELECTED, cmd_capability},
-    {"NOOP", IMAP_NOT_AUTHENTICATED | IMAP_AUTHENTICATED | IMAP_SELECTED, cmd_noop},
-    {"LOGOUT", IMAP_NOT_AUTHENTICATED | IMAP_AUTHENTICATED | IMAP_SELECTED, cmd_logout},
-    {"ID", IMAP_NOT_AUTHENTICATED | IMAP_AUTHENTICATED | IMAP_SELECTED, cmd_id},
+    {"CAPABILITY", ANY, cmd_capability},
+    {"NOOP", ANY, cmd_noop},
+    {"LOGOUT", ANY, cmd_logout},
+    {"ID", ANY, cmd_id},
     {"STARTTLS", IMAP_NOT_AUTHENTICATED, cmd_starttls},
     {"LOGIN", IMAP_NOT_AUTHENTICATED, cmd_login},
     {"AUTHENTICATE", IMAP_NOT_AUTHENTICATED, cmd_authenticate},
+    /* authenticated state (RFC 3501 §6.3) and extensions valid there */
+    {"SELECT", AUTHED, cmd_select},
+    {"EXAMINE", AUTHED, cmd_examine},
+    {"CREATE", AUTHED, cmd_create},
+    {"DELETE", AUTHED, cmd_delete},
+    {"RENAME", AUTHED, cmd_rename},
+    {"SUBSCRIBE", AUTHED, cmd_subscribe},
+    {"UNSUBSCRIBE", AUTHED, cmd_unsubscribe},
+    {"LIST", AUTHED, cmd_list},
+    {"LSUB", AUTHED, cmd_lsub},
+    {"STATUS", AUTHED, cmd_status},
+    {"APPEND", AUTHED, cmd_append},
+    {"NAMESPACE", AUTHED, cmd_namespace},       /* RFC 2342 */
+    {"IDLE", AUTHED, cmd_idle},                 /* RFC 2177 */
+    {"ENABLE", IMAP_AUTHENTICATED, cmd_enable}, /* RFC 5161: before any SELECT */
+    /* selected state (RFC 3501 §6.4) */
+    {"CHECK", IMAP_SELECTED, cmd_check},
+    {"CLOSE", IMAP_SELECTED, cmd_close},
+    {"UNSELECT", IMAP_SELECTED, cmd_unselect}, /* RFC 3691 */
+    {"EXPUNGE", IMAP_SELECTED, cmd_expunge},
+    {"SEARCH", IMAP_SELECTED, cmd_search},
+    {"FETCH", IMAP_SELECTED, cmd_fetch},
+    {"STORE", IMAP_SELECTED, cmd_store},
+    {"COPY", IMAP_SELECTED, cmd_copy},
+    {"MOVE", IMAP_SELECTED, cmd_move}, /* RFC 6851 */
+    {"UID", IMAP_SELECTED, cmd_uid},
 };
+
+/* FETCH with header field names the generic parser cannot represent (quoted strings or
+ * literals inside a section: BODY[HEADER.FIELDS ("From")]): the typed parser reads the text. */
+static bool fetch_fallback(struct imap_session *s, const char *buf, size_t len)
+{
+    const char *p = buf, *end = buf + len;
+    const char *words[4];
+    size_t lens[4], n = 0;
+    while (n < 4 && p < end) {
+        const char *w = p;
+        while (p < end && *p != ' ' && *p != '\r' && *p != '\n')
+            p++;
+        words[n] = w;
+        lens[n++] = (size_t)(p - w);
+        if (p < end && *p == ' ')
+            p++;
+        else
+            break;
+    }
+    bool uid = n >= 3 && lens[1] == 3 && ascii_ncasecmp(words[1], "UID", 3) == 0;
+    size_t name = uid ? 2 : 1;
+    if (n <= name + 1 || lens[name] != 5 || ascii_ncasecmp(words[name], "FETCH", 5) != 0 ||
+        s->state != IMAP_SELECTED || s->selected == NULL)
+        return false;
+    const char *rest;
+    size_t rest_len;
+    if (!imap_command_rest(buf, len, name + 2, &rest, &rest_len))
+        return false;
+    struct fetch_request req;
+    const char *error = NULL;
+    char *tag = xstrndup(words[0], lens[0]);
+    if (!fetch_parse_text(rest, rest_len, &req, &error)) {
+        bad_command(s, tag, error);
+        free(tag);
+        return true;
+    }
+    struct imap_arg set = {.type = IMAP_ARG_ATOM,
+                           .str = xstrndup(words[name + 1], lens[name + 1]),
+                           .len = lens[name + 1]};
+    s->bad_commands = 0;
+    imap_fetch(s, tag, uid, &set, &req); /* takes req */
+    free(set.str);
+    free(tag);
+    return true;
+}
 
 static void run_command(struct imap_session *s, const char *buf, size_t len)
 {
+    if (s->append) { /* the line that ends a streamed APPEND */
+        imap_append_end(s);
+        return;
+    }
     struct imap_command cmd;
     const char *error = NULL;
     if (!imap_parse_command(buf, len, &cmd, &error)) {
+        if (cmd.tag && fetch_fallback(s, buf, len)) {
+            imap_command_free(&cmd);
+            return;
+        }
         bad_command(s, cmd.tag ? cmd.tag : "*", error);
         imap_command_free(&cmd);
         return;
@@ -353,6 +567,40 @@ static void *imap_open(struct conn *c)
     return s;
 }
 
+static void literal_too_big(struct imap_session *s)
+{
+    char tag[64];
+    imap_reader_tag(&s->reader, tag, sizeof(tag));
+    if (s->reader.nonsync) {
+        /* RFC 7888 §4: the data follows regardless; it cannot be told apart from
+         * commands, so the connection ends. */
+        reply(s, tag, "BAD", "[TOOBIG] Literal too large");
+        conn_printf(s->conn, "* BYE Literal too large\r\n");
+        conn_close(s->conn, "non-synchronizing literal too large");
+    } else {
+        imap_reader_reset(&s->reader);
+        bad_command(s, tag, "[TOOBIG] Literal too large");
+    }
+}
+
+/* After login every literal is offered: APPEND streams its message, the rest is buffered
+ * with the command as before login. */
+static void literal_announced(struct imap_session *s)
+{
+    if (s->state != IMAP_NOT_AUTHENTICATED && imap_append_literal(s))
+        return;
+    switch (imap_reader_literal(&s->reader, false)) {
+    case IMAP_READ_CONTINUE:
+        conn_printf(s->conn, "+ Ready for literal data\r\n");
+        break;
+    case IMAP_READ_LITERAL_TOO_BIG:
+        literal_too_big(s);
+        break;
+    default:
+        break;
+    }
+}
+
 static void imap_input(void *session)
 {
     struct imap_session *s = session;
@@ -363,17 +611,29 @@ static void imap_input(void *session)
         if (evbuffer_get_length(in) == before)
             return; /* no complete line yet */
     }
-    while (!s->waiting && !conn_is_closing(s->conn)) {
+    if (s->idle) {
+        imap_idle_input(s);
+        return;
+    }
+    while (!s->waiting && !s->busy && !s->idle && !conn_is_closing(s->conn)) {
+        if (s->append && s->reader.streaming && !imap_append_ready(s))
+            break; /* a write is behind: the socket waits (backpressure) */
         size_t n = evbuffer_get_contiguous_space(in);
         if (n == 0)
             break;
         const char *data = (const char *)evbuffer_pullup(in, (ev_ssize_t)n);
         size_t used = 0;
         enum imap_read_status st = imap_reader_feed(&s->reader, data, n, &used);
+        if (st == IMAP_READ_STREAM_DATA)
+            imap_append_data(s, data, used);
         evbuffer_drain(in, used);
         char tag[64];
         switch (st) {
         case IMAP_READ_MORE:
+        case IMAP_READ_STREAM_DATA:
+            break;
+        case IMAP_READ_LITERAL:
+            literal_announced(s);
             break;
         case IMAP_READ_CONTINUE:
             conn_printf(s->conn, "+ Ready for literal data\r\n");
@@ -391,26 +651,18 @@ static void imap_input(void *session)
             bad_command(s, tag, "[TOOBIG] Command line too long");
             break;
         case IMAP_READ_LITERAL_TOO_BIG:
-            imap_reader_tag(&s->reader, tag, sizeof(tag));
-            if (s->reader.nonsync) {
-                /* RFC 7888 §4: the data follows regardless; it cannot be told apart from
-                 * commands, so the connection ends. */
-                reply(s, tag, "BAD", "[TOOBIG] Literal too large");
-                conn_printf(s->conn, "* BYE Literal too large\r\n");
-                conn_close(s->conn, "non-synchronizing literal too large");
-            } else {
-                imap_reader_reset(&s->reader);
-                bad_command(s, tag, "[TOOBIG] Literal too large");
-            }
+            literal_too_big(s);
             break;
         case IMAP_READ_COMMAND:
             run_command(s, s->reader.buf, s->reader.len);
             imap_reader_reset(&s->reader);
-            if (!conn_is_closing(s->conn))
+            if (!conn_is_closing(s->conn) && !s->busy)
                 reset_timer(s);
             break;
         }
     }
+    if (s->idle && !conn_is_closing(s->conn))
+        imap_idle_input(s); /* DONE may already be buffered */
 }
 
 static void imap_tls_ready(void *session)
@@ -436,6 +688,11 @@ static void imap_shutdown(void *session)
 static void imap_free(void *session)
 {
     struct imap_session *s = session;
+    /* no job is outstanding now (the connection waits for them), so the handles are ours */
+    imap_idle_free(s);
+    imap_append_free(s);
+    store_close(s->selected);
+    store_account_close(s->account);
     imap_reader_free(&s->reader);
     sasl_free(s->sasl);
     free(s->waiting_tag);
