@@ -642,13 +642,37 @@ static void empty_trash(const struct store_account *account)
     free(trash);
 }
 
-/* First use of an account: the default folders with their SPECIAL-USE, subscribed. */
+static bool trash_empty(const struct store_account *account)
+{
+    char *trash = path_join(account->root, ROOT_TRASH);
+    DIR *d = opendir(trash);
+    free(trash);
+    if (d == NULL)
+        return true;
+    bool empty = true;
+    struct dirent *e;
+    while (empty && (e = readdir(d)) != NULL)
+        empty = strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0;
+    closedir(d);
+    return empty;
+}
+
+/* First use of an account: the default folders with their SPECIAL-USE, subscribed. Later:
+ * what a crashed CREATE or DELETE left in the trash directory goes. */
 static enum store_status account_setup(struct store_account *account)
 {
     char marker[8];
-    if (read_small_file(account->root, ROOT_MARKER, marker, sizeof marker))
+    enum store_status st = STORE_OK;
+    if (read_small_file(account->root, ROOT_MARKER, marker, sizeof marker)) {
+        if (!trash_empty(account)) {
+            int lock = root_lock(account, &st);
+            if (lock >= 0) {
+                empty_trash(account);
+                root_unlock(lock);
+            }
+        }
         return STORE_OK;
-    enum store_status st;
+    }
     int lock = root_lock(account, &st);
     if (lock < 0)
         return st;

@@ -343,6 +343,12 @@ void idx_save_uid_hint(struct idx *idx)
 {
     if (idx->uid_hint >= idx->uidnext)
         return;
+    /* never lower: after a lost commit the file may be ahead of the index */
+    uint32_t uidvalidity, hint;
+    if (uid_file_read(idx, &uidvalidity, &hint) && hint >= idx->uidnext) {
+        idx->uid_hint = hint;
+        return;
+    }
     if (uid_file_write(idx, idx->uidvalidity, idx->uidnext) == STORE_OK)
         idx->uid_hint = idx->uidnext;
 }
@@ -1047,8 +1053,6 @@ enum store_status idx_lock(struct idx *idx, bool full_rescan)
     }
     if (st == STORE_OK)
         st = idx_attach(idx, recover);
-    if (st == STORE_OK && recover)
-        st = recover_uidnext(idx);
     if (st == STORE_OK) {
         struct stat cst;
         if (fstat(idx->cur_fd, &cst) < 0) {
@@ -1059,6 +1063,9 @@ enum store_status idx_lock(struct idx *idx, bool full_rescan)
                 st = rescan_cur(idx);
         }
     }
+    /* after the scan, which adopts files at or above the index's UIDNEXT */
+    if (st == STORE_OK && recover)
+        st = recover_uidnext(idx);
     if (st == STORE_OK)
         st = pickup_new(idx);
     if (st != STORE_OK) {

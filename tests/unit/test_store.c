@@ -716,6 +716,65 @@ static void test_rebuild_corrupt_index(void **state)
     rebuild_case(*state, true);
 }
 
+static void copy_file(const char *from, const char *to)
+{
+    FILE *in = fopen(from, "r"), *out = fopen(to, "w");
+    assert_non_null(in);
+    assert_non_null(out);
+    char buf[8192];
+    size_t n;
+    while ((n = fread(buf, 1, sizeof buf, in)) > 0)
+        assert_int_equal(fwrite(buf, 1, n, out), n);
+    fclose(in);
+    fclose(out);
+}
+
+/* A power loss can lose the index's last commits (synchronous=NORMAL) while the Maildir,
+ * fsynced before each commit, keeps its state: put back an older index, as if the machine
+ * had rebooted, and the first writer must rebuild the lost part from the file names. */
+static void test_power_loss(void **state)
+{
+    struct fixture *f = *state;
+    struct store_account *a = f->account;
+    uint32_t u[6];
+    for (int i = 1; i <= 3; i++)
+        u[i] = append(a, "INBOX", "Subject: kept\r\n\r\n", 0);
+    const char *db = pathf("%s/postern.db", f->root);
+    char saved_db[600], saved_wal[600];
+    snprintf(saved_db, sizeof saved_db, "%s/saved.db", f->dir);
+    snprintf(saved_wal, sizeof saved_wal, "%s/saved.db-wal", f->dir);
+    copy_file(db, saved_db);
+    copy_file(pathf("%s-wal", db), saved_wal);
+    /* what the power loss will take from the index */
+    u[4] = append(a, "INBOX", "Subject: lost commit\r\n\r\n", 0);
+    u[5] = append(a, "INBOX", "Subject: lost commit\r\n\r\n", 0);
+    struct store_mailbox *mb;
+    assert_int_equal(store_open(a, "INBOX", false, &mb), STORE_OK);
+    assert_int_equal(store_set_flags(mb, &u[1], 1, STORE_FLAGS_ADD, STORE_FLAGGED, NULL, 0, NULL),
+                     STORE_OK);
+    assert_int_equal(store_set_flags(mb, (uint32_t[]){u[2], u[5]}, 2, STORE_FLAGS_ADD,
+                                     STORE_DELETED, NULL, 0, NULL),
+                     STORE_OK);
+    assert_int_equal(store_expunge(mb, NULL, 0, NULL), STORE_OK);
+    store_close(mb);
+    /* the reboot: the old index is back, the lock file names another boot */
+    copy_file(saved_db, db);
+    copy_file(saved_wal, pathf("%s-wal", db));
+    unlink(pathf("%s-shm", db));
+    FILE *lock = fopen(pathf("%s/postern.lock", f->root), "w");
+    fputs("00000000-0000-0000-0000-000000000000 0\n", lock);
+    fclose(lock);
+    assert_int_equal(store_open(a, "INBOX", false, &mb), STORE_OK);
+    assert_int_equal(store_count(mb), 3);
+    assert_int_equal(store_message(mb, 1)->uid, u[1]);
+    assert_int_equal(store_message(mb, 1)->flags, STORE_FLAGGED); /* the file name's */
+    assert_int_equal(store_message(mb, 2)->uid, u[3]);
+    assert_int_equal(store_message(mb, 3)->uid, u[4]); /* kept its UID */
+    assert_int_equal(store_uidnext(mb), u[5] + 1);     /* u[5] is never handed out again */
+    store_close(mb);
+    assert_int_equal(append(a, "INBOX", "Subject: after\r\n\r\n", 0), u[5] + 1);
+}
+
 static void test_two_handles(void **state)
 {
     struct fixture *f = *state;
@@ -1389,6 +1448,7 @@ int main(void)
         T(test_other_tools),
         T(test_rebuild_lost_index),
         T(test_rebuild_corrupt_index),
+        T(test_power_loss),
         T(test_two_handles),
         T(test_stale_handles),
         T(test_copy_move),
