@@ -55,6 +55,10 @@ def standard_listeners(extra=None):
             Listener("pop3s", "pop3", "implicit", extra=extra.get("pop3s", ""))]
 
 
+# Every server a test session started: the last test greps their logs for secrets.
+ALL_SERVERS = []
+
+
 class Posternd:
     def __init__(self, tls_files, listeners=None, directory=None, global_extra="",
                  imap_extra="", pop3_extra="", user="nobody", log_level="debug",
@@ -66,6 +70,11 @@ class Posternd:
         self.conf = os.path.join(self.dir, "postern.conf")
         self.log = os.path.join(self.dir, "posternd.log")
         self.audit = os.path.join(self.dir, "audit.log")
+        # posternctl sessions/kick: one socket per server (not /run/postern/control, which
+        # servers of tests running side by side would share); posternd creates run/ for User
+        self.control_socket = os.path.join(os.path.abspath(self.dir), "run", "control")
+        if len(self.control_socket) > 100:  # sun_path: 107 bytes
+            self.control_socket = os.path.join(public_dir("pctl-"), "run", "control")
         self.global_extra, self.imap_extra, self.pop3_extra = global_extra, imap_extra, pop3_extra
         self.user = user if os.geteuid() == 0 else None
         self.log_level = log_level
@@ -78,6 +87,7 @@ class Posternd:
                 pw = pwd.getpwnam(self.user)
                 os.chown(self.mail_root, pw.pw_uid, pw.pw_gid)
         self.proc = None
+        ALL_SERVERS.append(self)
         self.write_config()
 
     def __getitem__(self, name):
@@ -95,7 +105,8 @@ class Posternd:
                  "IOThreads 2",
                  "TLSCertificateFile %s" % quote(self.tls.cert),
                  "TLSKeyFile %s" % quote(self.tls.key),
-                 "AuditLog %s" % quote(self.audit)]
+                 "AuditLog %s" % quote(self.audit),
+                 "ControlSocket %s" % quote(self.control_socket)]
         if self.mail_root:
             head.append("MailboxRoot %s" % quote(self.mail_root + "/%k"))
         head += [self.global_extra,
@@ -195,14 +206,22 @@ def mailbox_dir(server, key, folder="INBOX"):
     return root if folder.upper() == "INBOX" else os.path.join(root, "." + folder.replace("/", "."))
 
 
+_deliveries = 0
+
+
 def deliver(server, key, message, folder="INBOX"):
     """Deliver like an MTA: write into tmp/, then rename into new/ (owned by User)."""
     import socket
     maildir = mailbox_dir(server, key, folder)
     for sub in ("tmp", "new", "cur"):
         os.makedirs(os.path.join(maildir, sub), exist_ok=True)
-    name = "%d.M%dP%d.%s" % (time.time(), time.monotonic_ns() % 1000000, os.getpid(),
-                             socket.gethostname())
+    # Maildir's unique name (time, microseconds, pid, a counter): never repeated, even
+    # for many deliveries within one second
+    global _deliveries
+    _deliveries += 1
+    now = time.time_ns()
+    name = "%d.M%dP%dQ%d.%s" % (now // 10**9, (now // 1000) % 10**6, os.getpid(), _deliveries,
+                                socket.gethostname())
     tmp = os.path.join(maildir, "tmp", name)
     with open(tmp, "wb") as f:
         f.write(message if isinstance(message, bytes) else message.encode())
@@ -219,6 +238,8 @@ def deliver(server, key, message, folder="INBOX"):
             d = os.path.dirname(d)
     final = os.path.join(maildir, "new", name)
     os.rename(tmp, final)
+    # mtimes in delivery order, one microsecond apart, so that "oldest first" is well defined
+    os.utime(final, ns=(now, now + _deliveries * 1000))
     return final
 
 
