@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "conn_internal.h"
+#include "control.h"
 #include "postern/audit.h"
 #include "postern/auth.h"
 #include "postern/log.h"
@@ -41,6 +42,7 @@ struct server {
     atomic_uint total;
     uint64_t next_id;
     bool stopping;
+    struct control *control; /* posternctl sessions/kick; NULL with ControlSocket none */
 };
 
 struct listener *listener_ref(struct listener *l)
@@ -272,6 +274,12 @@ struct server *server_new(struct config *c, struct tls_creds *creds, char *err, 
         return NULL;
     }
     s->n_listeners = c->n_listeners;
+    /* Made here, before the privilege drop, and given to User (docs/design.md). */
+    s->control = control_open(c, err, errlen);
+    if (s->control == NULL && err[0]) {
+        server_free(s);
+        return NULL;
+    }
     return s;
 }
 
@@ -355,6 +363,10 @@ static void reload(struct server *s)
         !same_text(c->pid_file, o->pid_file))
         log_warning("IOThreads, WorkerThreads, WorkerQueue, User and PidFile changes take "
                     "effect at the next restart");
+    if (!same_text(c->control_socket, o->control_socket))
+        log_warning("ControlSocket changes take effect at the next restart; posternctl still "
+                    "reaches this server at %s",
+                    s->control ? control_path(s->control) : "none");
     config_unref(s->config);
     s->config = c;
     log_setup(c->log_target, c->log_level, "posternd");
@@ -417,6 +429,10 @@ int server_run(struct server *s, void (*ready)(void *), void *arg)
             return 1;
         }
     }
+    if (s->control && !control_start(s->control, s->base, s->threads, s->lists, s->n_threads)) {
+        log_error("control socket %s: cannot accept", control_path(s->control));
+        return 1;
+    }
     s->ev_hup = evsignal_new(s->base, SIGHUP, on_signal, s);
     s->ev_term = evsignal_new(s->base, SIGTERM, on_signal, s);
     s->ev_int = evsignal_new(s->base, SIGINT, on_signal, s);
@@ -439,6 +455,7 @@ int server_run(struct server *s, void (*ready)(void *), void *arg)
     s->stopping = true;
     for (size_t i = 0; i < s->n_listeners; i++)
         listener_disable(s->listeners[i]);
+    control_stop(s->control); /* the socket goes at once: posternctl says "not running" */
     for (unsigned i = 0; i < s->n_threads; i++)
         io_thread_post(s->threads[i], post_shutdown, &s->lists[i]);
     uint64_t deadline = now_ms() + SHUTDOWN_GRACE_MS;
@@ -456,6 +473,8 @@ int server_run(struct server *s, void (*ready)(void *), void *arg)
         io_thread_join_free(s->threads[i]);
     free(s->threads);
     s->threads = NULL;
+    control_free(s->control); /* requests still waiting held parts for the io_threads */
+    s->control = NULL;
     log_info("stopped");
     return 0;
 }
@@ -469,6 +488,7 @@ void server_free(struct server *s)
         listener_unref(s->listeners[i]);
     }
     free(s->listeners);
+    control_free(s->control);
     free(s->lists);
     if (s->ev_hup) {
         event_free(s->ev_hup);
