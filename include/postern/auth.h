@@ -16,6 +16,8 @@ struct directory;
 /* Security properties of a SASL mechanism; policy reads them, the mechanism never decides. */
 enum mech_flags {
     MECH_PLAINTEXT = 1 << 0, /* the secret crosses the connection as it is */
+    MECH_KERBEROS = 1 << 1,  /* proves a Kerberos principal; needs the kerberos block */
+    MECH_NTLM = 1 << 2,      /* proves a Windows identity; needs the ntlm block */
 };
 
 struct auth_mech {
@@ -29,6 +31,10 @@ extern const size_t AUTH_MECHS_COUNT;
 const struct auth_mech *auth_mech_find(const char *name);
 /* The mechanism IMAP LOGIN and POP3 USER/PASS count as. */
 extern const struct auth_mech AUTH_MECH_LOGIN_COMMAND;
+/* Whether the running server can do `m` at all: GSSAPI needs the keys of a kerberos block,
+ * NTLM the helpers of an ntlm block (as the published auth context has them). Mechanisms that
+ * are not available are neither advertised nor started (mechanism_unsupported). */
+bool auth_mech_available(const struct auth_mech *m);
 
 /* Stable reason codes for the audit log; the protocol turns them into response codes. */
 enum auth_reason {
@@ -73,6 +79,19 @@ enum auth_reason {
     AUTH_REASON_PENALTY_LOGIN,  /* too many failures for this login name */
     AUTH_REASON_DIRECTORY_UNAVAILABLE,
     AUTH_REASON_DIRECTORY_ERROR,
+    /* single sign-on: Kerberos (GSSAPI) and NTLM */
+    AUTH_REASON_UNKNOWN_REALM,           /* a principal of a realm that names no account here */
+    AUTH_REASON_KRB_WRONG_SERVICE,       /* a ticket for another service or host name */
+    AUTH_REASON_KRB_INVALID_TOKEN,       /* truncated or garbage GSS-API token */
+    AUTH_REASON_KRB_CLOCK_SKEW,          /* the client's clock and ours disagree */
+    AUTH_REASON_KRB_REPLAY,              /* an authenticator seen before */
+    AUTH_REASON_KRB_TICKET_EXPIRED,      /* the service ticket's lifetime is over */
+    AUTH_REASON_KRB_KEY_MISMATCH,        /* the keytab lacks the ticket's key (stale keytab) */
+    AUTH_REASON_KRB_ERROR,               /* any other GSS-API failure (logged) */
+    AUTH_REASON_NTLM_V1_REFUSED,         /* LM or NTLMv1 response (MS-NLMP; crackable) */
+    AUTH_REASON_NTLM_ANONYMOUS,          /* an anonymous NTLM AUTHENTICATE */
+    AUTH_REASON_NTLM_IDENTITY_MISMATCH,  /* the DC verified someone else than was asked */
+    AUTH_REASON_NTLM_HELPER_UNAVAILABLE, /* no ntlm_auth answer (exited, BH, timeout, none free) */
 };
 
 const char *auth_reason_code(enum auth_reason r);
@@ -97,6 +116,21 @@ struct auth_attempt {
     char *secret;
     size_t secret_len;
     bool test; /* posternctl test-login: the audit record says so */
+    /* Single sign-on: the login is a Kerberos principal or an NTLM DOMAIN\user. */
+    bool authenticated;             /* the mechanism has proved the login already (GSSAPI) */
+    struct auth_verifier *verifier; /* proves it after the policy steps (NTLM); owned */
+    char *authzid;                  /* authorization identity the client asked for, or NULL */
+};
+
+struct account;
+/* A proof of identity that runs on a worker after resolution and policy (NTLM: the DC checks
+ * the client's AUTHENTICATE only for an account that may log in). */
+struct auth_verifier {
+    /* The account the identity resolved to: AUTH_REASON_NONE when the proof holds for it;
+     * *code gets the DC's status (NT_STATUS) for the audit record. */
+    enum auth_reason (*verify)(struct auth_verifier *v, const struct account *account,
+                               const char *netbios, unsigned *code);
+    void (*free)(struct auth_verifier *v);
 };
 
 struct auth_result {
@@ -139,6 +173,10 @@ void auth_decide_offline(struct auth_context *ctx, const struct config *c, struc
 void auth_result_clear(struct auth_result *r);
 
 struct auth_context *auth_context_new(const struct config *c, char *err, size_t errlen);
+struct auth_context *auth_context_ref(struct auth_context *ctx);
+/* The single sign-on parts of a context (NULL without a kerberos / ntlm block). */
+struct krb_acceptor *auth_context_krb(struct auth_context *ctx);
+struct helper_pool *auth_context_ntlm(struct auth_context *ctx);
 void auth_context_publish(struct auth_context *ctx);
 void auth_context_unref(struct auth_context *ctx);
 /* What a reload with this configuration would change about the context. */

@@ -1,6 +1,9 @@
-/* SASL exchanges for the password mechanisms (PLAIN, LOGIN) through GNU libgsasl. libgsasl
- * parses the client's messages; the decision stays with the auth pipeline: the validation
- * callback only hands the credentials over. Runs on io_threads (nothing here blocks). */
+/* SASL exchanges: the password mechanisms (PLAIN, LOGIN) through GNU libgsasl, which parses the
+ * client's messages (its validation callback only hands the credentials over); GSSAPI with the
+ * Kerberos acceptor (src/auth/krb.c) and NTLM with an ntlm_auth helper (src/auth/helper.c).
+ * The decision stays with the auth pipeline. Runs on io_threads: nothing here blocks; an NTLM
+ * helper is asked on a worker while the exchange waits (lines that come meanwhile stay
+ * buffered). */
 #ifndef POSTERN_SASL_H
 #define POSTERN_SASL_H
 
@@ -14,7 +17,7 @@ struct sasl_exchange;
 bool sasl_global_init(char *err, size_t errlen);
 void sasl_global_deinit(void);
 
-/* NULL if libgsasl has no server side for `mechanism`. */
+/* NULL if libgsasl has no server side for `mechanism`, or GSSAPI / NTLM are not configured. */
 struct sasl_exchange *sasl_start(const char *mechanism);
 
 enum sasl_step_result {

@@ -20,11 +20,16 @@
 #include "postern/penalty.h"
 #include "postern/policy.h"
 #include "postern/resolve.h"
+#include "postern/sso.h"
 #include "postern/util.h"
 
 const struct auth_mech AUTH_MECHS[] = {
     {"PLAIN", MECH_PLAINTEXT},
     {"LOGIN", MECH_PLAINTEXT},
+    /* Neither sends a reusable secret, so plaintext-authentication allows them without TLS
+     * (POLICY.md §2, as Exchange does); secure-login, the default, wants TLS first. */
+    {"GSSAPI", MECH_KERBEROS},
+    {"NTLM", MECH_NTLM},
 };
 const size_t AUTH_MECHS_COUNT = ARRAY_LEN(AUTH_MECHS);
 const struct auth_mech AUTH_MECH_LOGIN_COMMAND = {"LOGIN-COMMAND", MECH_PLAINTEXT};
@@ -77,6 +82,18 @@ static const char *const REASON_CODES[] = {
     [AUTH_REASON_PENALTY_LOGIN] = "penalty_login_name",
     [AUTH_REASON_DIRECTORY_UNAVAILABLE] = "directory_unavailable",
     [AUTH_REASON_DIRECTORY_ERROR] = "directory_error",
+    [AUTH_REASON_UNKNOWN_REALM] = "unknown_realm",
+    [AUTH_REASON_KRB_WRONG_SERVICE] = "kerberos_wrong_service",
+    [AUTH_REASON_KRB_INVALID_TOKEN] = "kerberos_invalid_token",
+    [AUTH_REASON_KRB_CLOCK_SKEW] = "kerberos_clock_skew",
+    [AUTH_REASON_KRB_REPLAY] = "kerberos_replay",
+    [AUTH_REASON_KRB_TICKET_EXPIRED] = "kerberos_ticket_expired",
+    [AUTH_REASON_KRB_KEY_MISMATCH] = "kerberos_key_mismatch",
+    [AUTH_REASON_KRB_ERROR] = "kerberos_error",
+    [AUTH_REASON_NTLM_V1_REFUSED] = "ntlmv1_refused",
+    [AUTH_REASON_NTLM_ANONYMOUS] = "ntlm_anonymous",
+    [AUTH_REASON_NTLM_IDENTITY_MISMATCH] = "ntlm_identity_mismatch",
+    [AUTH_REASON_NTLM_HELPER_UNAVAILABLE] = "ntlm_helper_unavailable",
 };
 
 const char *auth_reason_code(enum auth_reason r)
@@ -96,6 +113,10 @@ bool auth_reason_is_failure(enum auth_reason r)
     case AUTH_REASON_DIRECTORY_UNAVAILABLE:
     case AUTH_REASON_DIRECTORY_ERROR:
     case AUTH_REASON_SESSION_LIMIT:
+    /* our keytab or our helpers, not the client's credentials */
+    case AUTH_REASON_KRB_KEY_MISMATCH:
+    case AUTH_REASON_KRB_ERROR:
+    case AUTH_REASON_NTLM_HELPER_UNAVAILABLE:
         return false;
     default:
         return true;
@@ -146,10 +167,22 @@ struct auth_context {
     struct directory_naming naming;
     char **privileged_groups;
     size_t n_privileged_groups;
+    /* single sign-on: service keys (kerberos block), ntlm_auth helpers (ntlm block) */
+    struct krb_acceptor *krb;
+    struct file_stamp krb_keytab;
+    struct helper_pool *ntlm;
 };
 
 static pthread_mutex_t current_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct auth_context *current;
+/* MECH_KERBEROS | MECH_NTLM as the published context can do them (auth_mech_available). */
+static atomic_uint available_sso;
+
+bool auth_mech_available(const struct auth_mech *m)
+{
+    unsigned needs = m->flags & (MECH_KERBEROS | MECH_NTLM);
+    return (atomic_load(&available_sso) & needs) == needs;
+}
 
 struct auth_context *auth_context_new(const struct config *c, char *err, size_t errlen)
 {
@@ -169,7 +202,38 @@ struct auth_context *auth_context_new(const struct config *c, char *err, size_t 
         auth_context_unref(ctx);
         return NULL;
     }
+    if (c->kerberos.configured) {
+        /* The service keys are read now: at start before privileges drop, on reload as User. */
+        ctx->krb_keytab = stamp_of(c->kerberos.keytab);
+        ctx->krb = krb_acceptor_new(&c->kerberos, derr, sizeof(derr));
+        if (ctx->krb == NULL) {
+            snprintf(err, errlen, "%s:%d: %s", c->path, c->kerberos.keytab_line, derr);
+            auth_context_unref(ctx);
+            return NULL;
+        }
+        log_info("kerberos: GSSAPI with %zu keys from %s", krb_acceptor_keys(ctx->krb),
+                 c->kerberos.keytab);
+    }
+    if (c->ntlm.configured)
+        ctx->ntlm = helper_pool_new(&c->ntlm); /* helpers start with the first exchange */
     return ctx;
+}
+
+struct auth_context *auth_context_ref(struct auth_context *ctx)
+{
+    if (ctx)
+        atomic_fetch_add(&ctx->refs, 1);
+    return ctx;
+}
+
+struct krb_acceptor *auth_context_krb(struct auth_context *ctx)
+{
+    return ctx ? ctx->krb : NULL;
+}
+
+struct helper_pool *auth_context_ntlm(struct auth_context *ctx)
+{
+    return ctx ? ctx->ntlm : NULL;
 }
 
 void auth_context_unref(struct auth_context *ctx)
@@ -183,6 +247,8 @@ void auth_context_unref(struct auth_context *ctx)
     for (size_t i = 0; i < ctx->n_privileged_groups; i++)
         free(ctx->privileged_groups[i]);
     free(ctx->privileged_groups);
+    krb_acceptor_free(ctx->krb);
+    helper_pool_free(ctx->ntlm);
     config_unref(ctx->config);
     pthread_mutex_destroy(&ctx->lock);
     free(ctx);
@@ -195,6 +261,8 @@ void auth_context_publish(struct auth_context *ctx)
     pthread_mutex_lock(&current_lock);
     struct auth_context *old = current;
     current = ctx;
+    atomic_store(&available_sso, (ctx && ctx->krb ? (unsigned)MECH_KERBEROS : 0u) |
+                                     (ctx && ctx->ntlm ? (unsigned)MECH_NTLM : 0u));
     pthread_mutex_unlock(&current_lock);
     auth_context_unref(old);
 }
@@ -231,8 +299,20 @@ enum auth_context_change auth_context_compare(const struct auth_context *ctx,
            same_text(a->ca_file, b->ca_file) && a->verify_certificate == b->verify_certificate &&
            a->network_timeout == b->network_timeout &&
            a->operation_timeout == b->operation_timeout && a->pool_size == b->pool_size;
+    /* the single sign-on parts that live in the context (the rest is read per attempt) */
+    const struct config *o = ctx->config;
+    same = same && o->kerberos.configured == c->kerberos.configured &&
+           same_text(o->kerberos.keytab, c->kerberos.keytab) &&
+           o->ntlm.configured == c->ntlm.configured && same_text(o->ntlm.helper, c->ntlm.helper) &&
+           o->ntlm.n_helper_options == c->ntlm.n_helper_options &&
+           o->ntlm.max_helpers == c->ntlm.max_helpers &&
+           o->ntlm.helper_timeout == c->ntlm.helper_timeout;
+    for (size_t i = 0; same && i < c->ntlm.n_helper_options; i++)
+        same = strcmp(o->ntlm.helper_options[i], c->ntlm.helper_options[i]) == 0;
     if (!same)
         return AUTH_CONTEXT_SETTINGS_CHANGED;
+    if (c->kerberos.configured && !same_stamp(ctx->krb_keytab, stamp_of(c->kerberos.keytab)))
+        return AUTH_CONTEXT_SECRETS_CHANGED;
     if (!same_stamp(ctx->password_file, stamp_of(b->bind_password_file)) ||
         !same_stamp(ctx->keytab, stamp_of(b->keytab)))
         return AUTH_CONTEXT_SECRETS_CHANGED;
@@ -373,6 +453,9 @@ void auth_attempt_free(struct auth_attempt *a)
     free(a->login);
     free(a->mech_name);
     free(a->tls_desc);
+    free(a->authzid);
+    if (a->verifier)
+        a->verifier->free(a->verifier);
     free(a);
 }
 
@@ -571,12 +654,14 @@ static void decide(struct auth_context *ctx, const struct config *c, struct auth
                    struct auth_result *r, unsigned *delay_ms, bool verify, struct auth_trace *t)
 {
     *delay_ms = c->logins.failure_delay_ms;
-    if (verify && a->secret == NULL) {
+    /* Single sign-on mechanisms prove an identity instead of carrying a password. */
+    bool sso = a->mech && (a->mech->flags & (MECH_KERBEROS | MECH_NTLM));
+    if (verify && !sso && a->secret == NULL) {
         r->reason = AUTH_REASON_SASL_NOT_AVAILABLE;
         *delay_ms = 0;
         return;
     }
-    if (verify && a->secret_len == 0) {
+    if (verify && !sso && a->secret_len == 0) {
         /* An empty simple bind is an anonymous bind (RFC 4513 §5.1.2): never ask. */
         r->reason = AUTH_REASON_EMPTY_PASSWORD;
         auth_trace_step(t, "empty password", verdict(r->reason), NULL);
@@ -600,8 +685,17 @@ static void decide(struct auth_context *ctx, const struct config *c, struct auth
                     names.dns_domain ? names.dns_domain : "(none)",
                     ctx->naming.is_active_directory ? ", Active Directory" : "");
     struct resolution res;
-    resolve_login(ctx->dir, &names, &c->logins.rules, a->login, &res, t);
-    r->form = res.form_known ? login_form_name(res.form) : NULL;
+    if (a->mech && (a->mech->flags & MECH_KERBEROS)) {
+        resolve_principal(ctx->dir, &names, (const char *const *)c->kerberos.realms,
+                          c->kerberos.n_realms, a->login, &res, t);
+        r->form = "kerberos-principal";
+    } else if (a->mech && (a->mech->flags & MECH_NTLM)) {
+        resolve_ntlm_identity(ctx->dir, &names, a->login, &res, t);
+        r->form = "ntlm-identity";
+    } else {
+        resolve_login(ctx->dir, &names, &c->logins.rules, a->login, &res, t);
+        r->form = res.form_known ? login_form_name(res.form) : NULL;
+    }
     const char *server = res.server;
     r->reason = res.reason;
     if (res.account)
@@ -652,7 +746,29 @@ static void decide(struct auth_context *ctx, const struct config *c, struct auth
         auth_trace_step(t, "the mailbox delegates to the account (DelegateAttribute)",
                         verdict(r->reason), NULL);
     }
-    if (r->reason == AUTH_REASON_NONE && verify) {
+    if (r->reason == AUTH_REASON_NONE && sso) {
+        /* Until delegated access is designed, a session opens only the identity's own mailbox
+         * (POLICY.md §1). */
+        if (!sso_authzid_is_own(a->authzid, a->login, res.account, &names))
+            r->reason = AUTH_REASON_AUTHZID_REFUSED;
+        auth_trace_step(t, "authorization identity", verdict(r->reason), "%s",
+                        a->authzid && *a->authzid ? a->authzid : "(none)");
+    }
+    if (r->reason == AUTH_REASON_NONE && verify && sso) {
+        if (a->authenticated) { /* GSSAPI: the ticket was the proof */
+            r->allow = true;
+        } else if (a->verifier) { /* NTLM: the DC checks the AUTHENTICATE message now */
+            unsigned code = 0;
+            r->reason = a->verifier->verify(a->verifier, res.account, names.netbios, &code);
+            r->ad_subcode = code;
+            r->allow = r->reason == AUTH_REASON_NONE;
+            auth_trace_step(t, "NTLM (the domain controller through ntlm_auth)", verdict(r->reason),
+                            code ? "NT_STATUS %x" : NULL, code);
+        } else {
+            r->reason = AUTH_REASON_SASL_NOT_AVAILABLE; /* nothing proves the identity */
+            *delay_ms = 0;
+        }
+    } else if (r->reason == AUTH_REASON_NONE && verify) {
         unsigned sub = 0;
         enum directory_status st = directory_verify_password(ctx->dir, res.account->dn, a->secret,
                                                              a->secret_len, &sub, &server);
@@ -824,7 +940,7 @@ void auth_start(struct conn *c, void *session, struct auth_attempt *a, auth_done
                           .attempt = a,
                           .done = done,
                           .started_ms = now_ms()};
-    if (a->mech == NULL) {
+    if (a->mech == NULL || !auth_mech_available(a->mech)) {
         p->result.reason = AUTH_REASON_MECH_UNSUPPORTED;
         finish(p);
         return;

@@ -1,4 +1,5 @@
-/* PLAIN and LOGIN server exchanges with libgsasl; the credentials go to the auth pipeline. */
+/* SASL server exchanges for both protocols: PLAIN and LOGIN parsed by libgsasl, GSSAPI with the
+ * Kerberos acceptor, NTLM through an ntlm_auth helper; what they yield goes to the pipeline. */
 #include "postern/sasl.h"
 
 #include <gsasl.h>
@@ -7,19 +8,32 @@
 #include <string.h>
 
 #include "postern/conn.h"
+#include "postern/log.h"
+#include "postern/sso.h"
 #include "postern/util.h"
 
 /* One Gsasl handle per process, read-only after init; one Gsasl_session per exchange and
  * used by one thread at a time (TECHNOTES §1). */
 static Gsasl *gsasl;
 
+enum exchange_kind { KIND_GSASL, KIND_GSSAPI, KIND_NTLM };
+
 struct sasl_exchange {
+    enum exchange_kind kind;
+    /* PLAIN, LOGIN */
     Gsasl_session *session;
     bool is_login; /* the LOGIN mechanism */
     bool started;  /* the first step has run */
     char *authid, *authzid, *password;
     size_t password_len;
     bool captured;
+    /* GSSAPI, NTLM: the context whose keys or helpers the exchange uses (a reference) */
+    struct auth_context *ctx;
+    struct krb_exchange *krb;
+    bool have_authenticate; /* NTLM: the CHALLENGE went out, the AUTHENTICATE comes next */
+    struct helper *helper;  /* NTLM: leased from NEGOTIATE on (it keeps the challenge) */
+    bool in_flight;         /* NTLM: the helper is asked on a worker; lines wait */
+    bool orphaned;          /* freed while in flight: the worker's answer frees it */
 };
 
 static char *dup_or_null(const char *s)
@@ -67,6 +81,18 @@ void sasl_global_deinit(void)
 
 struct sasl_exchange *sasl_start(const char *mechanism)
 {
+    bool gssapi = ascii_casecmp(mechanism, "GSSAPI") == 0;
+    if (gssapi || ascii_casecmp(mechanism, "NTLM") == 0) {
+        struct auth_context *ctx = auth_context_current();
+        if (gssapi ? auth_context_krb(ctx) == NULL : auth_context_ntlm(ctx) == NULL) {
+            auth_context_unref(ctx);
+            return NULL;
+        }
+        struct sasl_exchange *x = xcalloc(1, sizeof(*x));
+        x->kind = gssapi ? KIND_GSSAPI : KIND_NTLM;
+        x->ctx = ctx;
+        return x;
+    }
     struct sasl_exchange *x = xcalloc(1, sizeof(*x));
     if (gsasl == NULL || gsasl_server_start(gsasl, mechanism, &x->session) != GSASL_OK) {
         free(x);
@@ -79,6 +105,8 @@ struct sasl_exchange *sasl_start(const char *mechanism)
 
 enum sasl_step_result sasl_step(struct sasl_exchange *x, const char *response, char **challenge)
 {
+    if (x->kind != KIND_GSASL)
+        return SASL_STEP_INVALID; /* those need the connection: sasl_continue() */
     char *out = NULL; /* set only on OK/NEEDS_MORE (TECHNOTES §1: never free a stale one) */
     if (!x->started && x->is_login && response && *response) {
         /* libgsasl's LOGIN ignores an initial response and asks "User Name" first; clients
@@ -122,18 +150,299 @@ void sasl_free(struct sasl_exchange *x)
 {
     if (x == NULL)
         return;
+    if (x->in_flight) {
+        x->orphaned = true; /* a worker still uses it */
+        return;
+    }
     if (x->password)
         wipe(x->password, x->password_len);
     free(x->password);
     free(x->authid);
     free(x->authzid);
-    gsasl_finish(x->session);
+    if (x->session)
+        gsasl_finish(x->session);
+    krb_exchange_free(x->krb);
+    /* a helper that sent a CHALLENGE starts afresh with the next YR */
+    helper_release(auth_context_ntlm(x->ctx), x->helper, true);
+    auth_context_unref(x->ctx);
     free(x);
+}
+
+/* ---- GSSAPI and NTLM ------------------------------------------------------------------------ */
+
+/* Ends the exchange the session holds in *slot and refuses the attempt (audited, answered
+ * after FailureDelay like every refusal). */
+static void refuse(struct conn *c, void *session, struct sasl_exchange **slot,
+                   const struct auth_mech *m, const char *login, enum auth_reason reason,
+                   auth_done_fn done)
+{
+    struct auth_attempt *a = auth_attempt_new(c, m, NULL, login ? login : "", NULL, 0);
+    struct sasl_exchange *x = *slot;
+    *slot = NULL;
+    sasl_free(x);
+    auth_refuse(c, session, a, reason, done);
+}
+
+static void send_challenge(struct conn *c, const unsigned char *data, size_t len)
+{
+    char *b64 = sasl_b64_encode(data, len);
+    conn_printf(c, "+ %s\r\n", b64);
+    free(b64);
+}
+
+static bool gssapi_continue(struct conn *c, void *session, struct sasl_exchange **slot,
+                            const struct auth_mech *m, const char *response, auth_done_fn done)
+{
+    struct sasl_exchange *x = *slot;
+    if (x->krb == NULL)
+        x->krb = krb_exchange_new(auth_context_krb(x->ctx), conn_listener(c)->protocol,
+                                  &conn_config(c)->kerberos);
+    if (response == NULL) { /* no initial response: the client's first token comes next */
+        conn_printf(c, "+ \r\n");
+        return true;
+    }
+    unsigned char *in, *out;
+    size_t inlen, outlen;
+    if (!sasl_b64_decode(response, strlen(response), &in, &inlen)) {
+        refuse(c, session, slot, m, "", AUTH_REASON_INVALID_INPUT, done);
+        return false;
+    }
+    enum auth_reason reason;
+    char detail[512];
+    enum krb_step st =
+        krb_exchange_step(x->krb, in, inlen, &out, &outlen, &reason, detail, sizeof(detail));
+    free(in);
+    if (st == KRB_STEP_CHALLENGE) {
+        send_challenge(c, out, outlen);
+        free(out);
+        return true;
+    }
+    const char *principal = krb_exchange_principal(x->krb);
+    if (st == KRB_STEP_FAILED) {
+        log_info("conn %llu: GSSAPI refused (%s)%s%s: %s", (unsigned long long)conn_id(c),
+                 auth_reason_code(reason), principal ? " for " : "", principal ? principal : "",
+                 detail);
+        char *login = principal ? xstrdup(principal) : NULL;
+        refuse(c, session, slot, m, login, reason, done);
+        free(login);
+        return false;
+    }
+    struct auth_attempt *a = auth_attempt_new(c, m, NULL, principal, NULL, 0);
+    a->authenticated = true;
+    const char *authzid = krb_exchange_authzid(x->krb);
+    a->authzid = authzid && *authzid ? xstrdup(authzid) : NULL;
+    *slot = NULL;
+    sasl_free(x);
+    auth_start(c, session, a, done);
+    return false;
+}
+
+/* NEGOTIATE -> the helper's CHALLENGE, on a worker (a helper may be started or slow). */
+struct ntlm_job {
+    struct sasl_exchange *x;
+    struct sasl_exchange **slot;
+    struct conn *conn;
+    void *session;
+    const struct auth_mech *mech;
+    auth_done_fn done;
+    char *request;
+    char *challenge; /* base64 from "TT", or NULL */
+};
+
+static void ntlm_negotiate_work(void *arg)
+{
+    struct ntlm_job *j = arg;
+    struct sasl_exchange *x = j->x;
+    struct helper_pool *pool = auth_context_ntlm(x->ctx);
+    /* a helper that died while idle is noticed here: one more try with a new one */
+    for (int tries = 0; tries < 2 && j->challenge == NULL; tries++) {
+        if (x->helper == NULL && (x->helper = helper_lease(pool)) == NULL)
+            return;
+        char *reply;
+        if (!helper_ask(pool, x->helper, j->request, &reply)) {
+            helper_release(pool, x->helper, false);
+            x->helper = NULL;
+            continue;
+        }
+        const char *arg2;
+        enum ntlm_reply_kind kind = ntlm_parse_reply(reply, &arg2);
+        if (kind == NTLM_REPLY_TT) {
+            j->challenge = xstrdup(arg2);
+        } else {
+            log_warning("ntlm: helper pid %ld answered a NEGOTIATE with \"%.80s\"",
+                        (long)helper_pid(x->helper), reply);
+            helper_release(pool, x->helper, false);
+            x->helper = NULL;
+            tries = 2;
+        }
+        free(reply);
+    }
+}
+
+static void ntlm_negotiate_done(void *arg)
+{
+    struct ntlm_job *j = arg;
+    struct sasl_exchange *x = j->x;
+    x->in_flight = false;
+    if (x->orphaned) {
+        sasl_free(x);
+    } else if (!conn_is_closing(j->conn)) {
+        if (j->challenge) {
+            x->have_authenticate = true;
+            conn_printf(j->conn, "+ %s\r\n", j->challenge);
+            conn_pause_input(j->conn, false); /* lines that came early are taken now */
+        } else {
+            conn_pause_input(j->conn, true);
+            refuse(j->conn, j->session, j->slot, j->mech, "", AUTH_REASON_NTLM_HELPER_UNAVAILABLE,
+                   j->done);
+        }
+    }
+    free(j->request);
+    free(j->challenge);
+    free(j);
+}
+
+/* The AUTHENTICATE goes to the DC only after resolution and policy (auth_verifier). */
+struct ntlm_verifier {
+    struct auth_verifier base;
+    struct auth_context *ctx;
+    struct helper *helper;
+    char *request; /* "KK <base64>" */
+};
+
+static enum auth_reason ntlm_verify(struct auth_verifier *v, const struct account *account,
+                                    const char *netbios, unsigned *code)
+{
+    struct ntlm_verifier *nv = (struct ntlm_verifier *)v;
+    struct helper_pool *pool = auth_context_ntlm(nv->ctx);
+    char *reply;
+    *code = 0;
+    if (!helper_ask(pool, nv->helper, nv->request, &reply)) {
+        helper_release(pool, nv->helper, false);
+        nv->helper = NULL;
+        return AUTH_REASON_NTLM_HELPER_UNAVAILABLE;
+    }
+    const char *arg;
+    enum ntlm_reply_kind kind = ntlm_parse_reply(reply, &arg);
+    enum auth_reason r = AUTH_REASON_NTLM_HELPER_UNAVAILABLE;
+    if (kind == NTLM_REPLY_AF) {
+        /* "DOMAIN\name" as winbind names the account that proved itself: the one resolved */
+        const char *slash = strrchr(arg, '\\');
+        const char *name = slash ? slash + 1 : arg;
+        bool same_domain = slash == NULL || netbios == NULL ||
+                           ((size_t)(slash - arg) == strlen(netbios) &&
+                            ascii_ncasecmp(arg, netbios, strlen(netbios)) == 0);
+        r = same_domain && account->sam_account_name &&
+                    ascii_casecmp(name, account->sam_account_name) == 0
+                ? AUTH_REASON_NONE
+                : AUTH_REASON_NTLM_IDENTITY_MISMATCH;
+        if (r != AUTH_REASON_NONE)
+            log_warning("ntlm: the DC verified %s for %s", arg, account->dn);
+    } else if (kind == NTLM_REPLY_NA) {
+        r = ntlm_status_reason(arg, code);
+    } else {
+        log_warning("ntlm: helper pid %ld answered an AUTHENTICATE with \"%.80s\"",
+                    (long)helper_pid(nv->helper), reply);
+    }
+    free(reply);
+    helper_release(pool, nv->helper, kind == NTLM_REPLY_AF || kind == NTLM_REPLY_NA);
+    nv->helper = NULL;
+    return r;
+}
+
+static void ntlm_verifier_free(struct auth_verifier *v)
+{
+    struct ntlm_verifier *nv = (struct ntlm_verifier *)v;
+    helper_release(auth_context_ntlm(nv->ctx), nv->helper, true);
+    wipe(nv->request, strlen(nv->request));
+    free(nv->request);
+    auth_context_unref(nv->ctx);
+    free(nv);
+}
+
+static bool ntlm_continue(struct conn *c, void *session, struct sasl_exchange **slot,
+                          const struct auth_mech *m, const char *response, auth_done_fn done)
+{
+    struct sasl_exchange *x = *slot;
+    if (response == NULL) { /* MS-OXIMAP4 2.2.1: "+ ", then the NEGOTIATE */
+        conn_printf(c, "+ \r\n");
+        return true;
+    }
+    unsigned char *msg;
+    size_t len;
+    if (!sasl_b64_decode(response, strlen(response), &msg, &len)) {
+        refuse(c, session, slot, m, "", AUTH_REASON_INVALID_INPUT, done);
+        return false;
+    }
+    if (!x->have_authenticate) {
+        bool ok = ntlm_parse_negotiate(msg, len);
+        free(msg);
+        if (!ok) {
+            refuse(c, session, slot, m, "", AUTH_REASON_INVALID_INPUT, done);
+            return false;
+        }
+        struct ntlm_job *j = xcalloc(1, sizeof(*j));
+        *j = (struct ntlm_job){
+            .x = x, .slot = slot, .conn = c, .session = session, .mech = m, .done = done};
+        size_t n = strlen(response) + 4;
+        j->request = xmalloc(n);
+        snprintf(j->request, n, "YR %s", response);
+        x->in_flight = true;
+        if (!conn_submit(c, ntlm_negotiate_work, ntlm_negotiate_done, j)) {
+            x->in_flight = false;
+            free(j->request);
+            free(j);
+            refuse(c, session, slot, m, "", AUTH_REASON_SERVER_BUSY, done);
+            return false;
+        }
+        return true; /* the CHALLENGE is sent when the helper has answered */
+    }
+    struct ntlm_authenticate am;
+    bool ok = ntlm_parse_authenticate(msg, len, &am);
+    free(msg);
+    if (!ok) {
+        refuse(c, session, slot, m, "", AUTH_REASON_INVALID_INPUT, done);
+        return false;
+    }
+    size_t n = strlen(am.domain) + strlen(am.user) + 2;
+    char *identity = xmalloc(n);
+    snprintf(identity, n, "%s%s%s", am.domain, am.domain[0] ? "\\" : "", am.user);
+    enum auth_reason early = AUTH_REASON_NONE;
+    if (am.user[0] == '\0')
+        early = AUTH_REASON_NTLM_ANONYMOUS; /* no anonymous login of any kind (POLICY.md §3) */
+    else if (am.nt_len <= 24)
+        early = AUTH_REASON_NTLM_V1_REFUSED; /* LM or NTLMv1: 24 bytes; NTLMv2 is longer */
+    ntlm_authenticate_clear(&am);
+    if (early != AUTH_REASON_NONE) {
+        refuse(c, session, slot, m, identity, early, done);
+        free(identity);
+        return false;
+    }
+    struct ntlm_verifier *v = xcalloc(1, sizeof(*v));
+    v->base.verify = ntlm_verify;
+    v->base.free = ntlm_verifier_free;
+    v->ctx = auth_context_ref(x->ctx);
+    v->helper = x->helper;
+    x->helper = NULL;
+    n = strlen(response) + 4;
+    v->request = xmalloc(n);
+    snprintf(v->request, n, "KK %s", response);
+    struct auth_attempt *a = auth_attempt_new(c, m, NULL, identity, NULL, 0);
+    free(identity);
+    a->verifier = &v->base;
+    *slot = NULL;
+    sasl_free(x);
+    auth_start(c, session, a, done);
+    return false;
 }
 
 bool sasl_continue(struct conn *c, void *session, struct sasl_exchange **x,
                    const struct auth_mech *m, const char *response, auth_done_fn done)
 {
+    if ((*x)->kind == KIND_GSSAPI)
+        return gssapi_continue(c, session, x, m, response, done);
+    if ((*x)->kind == KIND_NTLM)
+        return ntlm_continue(c, session, x, m, response, done);
     char *challenge = NULL;
     enum sasl_step_result st = sasl_step(*x, response, &challenge);
     if (st == SASL_STEP_CHALLENGE) {
@@ -167,6 +476,8 @@ bool sasl_continue(struct conn *c, void *session, struct sasl_exchange **x,
 enum sasl_line sasl_take_line(struct conn *c, void *session, struct sasl_exchange **x,
                               const struct auth_mech *m, auth_done_fn done)
 {
+    if ((*x)->in_flight)
+        return SASL_LINE_NONE; /* the helper has not answered: the line waits in the buffer */
     char *line;
     size_t len;
     int got = conn_take_line(c, 65536, &line, &len);

@@ -3,6 +3,8 @@
 
 bool policy_mech_allowed(enum login_type t, bool tls, const struct auth_mech *m)
 {
+    if (!auth_mech_available(m)) /* GSSAPI without keys, NTLM without helpers */
+        return false;
     if (tls)
         return true;
     switch (t) {
