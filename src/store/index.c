@@ -176,7 +176,9 @@ static enum store_status db_open(struct idx *idx)
     /* NORMAL: a commit survives kill -9 but not necessarily a power loss. The Maildir is
      * fsynced before each commit and after a reboot the first holder rescans it (boot id in
      * the lock file), so a lost commit is rebuilt from the file names (docs/store.md). */
-    enum store_status st = exec(idx, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;");
+    int rc2 = sqlite3_exec(idx->db, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;", NULL,
+                           NULL, NULL);
+    enum store_status st = rc2 == SQLITE_OK ? STORE_OK : idx_sqlite_status(idx, rc2, "open");
     struct stat dst;
     if (st == STORE_OK && stat(path, &dst) == 0) {
         idx->db_dev = dst.st_dev;
