@@ -640,3 +640,51 @@ def test_malformed_commands_after_login(mail_server, tls_ctx):
             bad, lines)
         w.command("r%d" % i, "NOOP")  # reset the bad-command count
     assert w.command("z", "NOOP")[-1].startswith("z OK")
+
+
+def test_many_messages_fetched_in_batches(imap, mail_server):
+    """FETCH 1:* over more than one batch of responses: every message once, in order, with
+    bodies interleaved correctly."""
+    m = imap
+    count = 500
+    first = deliver(mail_server, b"Subject: n0\r\n\r\n\r\n", folder=m.test_box)
+    os.utime(first, (1700000000, 1700000000))
+    new = os.path.join(postern.mailbox_dir(mail_server, JDOE, m.test_box), "new")
+    owner = os.stat(new)
+    for i in range(1, count):  # written straight into new/ (no fsync: nothing crashes here)
+        path = os.path.join(new, "%d.M%dP1.batch" % (1700000000 + i, i))
+        with open(path, "wb") as f:
+            f.write(b"Subject: n%d\r\n\r\n%s\r\n" % (i, b"b" * (i % 3000)))
+        os.chown(path, owner.st_uid, owner.st_gid)
+        os.utime(path, (1700000000 + i, 1700000000 + i))
+    typ, data = m.select(m.test_box)
+    assert int(data[0]) == count
+    typ, data = m.fetch("1:*", "(UID RFC822.SIZE BODY.PEEK[HEADER] BODY.PEEK[TEXT])")
+    assert typ == "OK"
+    seen = 0
+    for piece in data:
+        if not isinstance(piece, tuple):
+            continue
+        if piece[0].startswith(b"%d (" % (seen + 1)):
+            seen += 1
+            assert piece[1] == b"Subject: n%d\r\n\r\n" % (seen - 1), piece
+    assert seen == count
+    texts = [p[1] for p in data if isinstance(p, tuple) and b"BODY[TEXT]" in p[0]]
+    assert texts == [b"b" * (i % 3000) + b"\r\n" for i in range(count)]
+
+
+def test_without_mailbox_root(slapd, make_server, tls_ctx):
+    """Login works; every mailbox command says why it cannot."""
+    d = postern.public_dir("posternd-nomail-")
+    s = make_server(directory=d, global_extra=postern.directory_block(slapd, d) + EXTRA)
+    m = connect(s, tls_ctx)
+    caps = m.capability()[1][0].decode().split()
+    assert "IDLE" not in caps and "UIDPLUS" not in caps, caps
+    for fn, args in ((m.select, ("INBOX",)), (m.list, ()), (m.create, ("x",)),
+                     (m.status, ("INBOX", "(MESSAGES)")), (m.lsub, ())):
+        typ, data = fn(*args)
+        assert typ == "NO" and b"[UNAVAILABLE]" in data[0] and b"MailboxRoot" in data[0], data
+    typ, data = m.append("INBOX", None, None, SIMPLE)
+    assert typ == "NO" and b"[UNAVAILABLE]" in data[0], data
+    assert m.noop()[0] == "OK"
+    m.logout()
