@@ -169,7 +169,8 @@ void cmd_idle(struct imap_session *s, struct imap_command *cmd)
 
 void imap_idle_input(struct imap_session *s)
 {
-    while (s->idle && !conn_is_closing(s->conn)) {
+    /* after DONE the rest waits for the answer; it is the next commands */
+    while (s->idle && !s->idle->ended && !conn_is_closing(s->conn)) {
         char *line = NULL;
         size_t len = 0;
         int r = conn_take_line(s->conn, DONE_LINE_MAX, &line, &len);

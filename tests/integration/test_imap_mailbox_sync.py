@@ -124,8 +124,10 @@ def test_idle_reports_delivery_flags_and_expunge(mail_server, tls_ctx):
     lines = []
     while not lines or lines[-1] != "* 1 EXPUNGE":
         lines.append(w.line(timeout=2.0))
-    w.send("DONE\r\n")
+    # DONE with the next command in the same packet: both answered, in order
+    w.send("DONE\r\nn0 NOOP\r\n")
     assert w.line() == "i OK IDLE terminated"
+    assert w.line() == "n0 OK NOOP completed"
     # IDLE in the authenticated state waits for DONE too; anything else is BAD
     assert w.command("c", "CLOSE")[-1].startswith("c OK")
     w.send("j IDLE\r\n")
