@@ -13,7 +13,7 @@ isync mutt dnsmasq-base dovecot-imapd dovecot-pop3d
 slapd ldap-utils krb5-kdc krb5-admin-server krb5-user
 samba samba-ad-dc samba-ad-provision samba-dsdb-modules python3-samba winbind ldb-tools
 python3 python3-pytest python3-gssapi python3-ntlm-auth gsasl adcli
-iproute2 procps
+iproute2 procps valgrind
 "
 
 missing=""

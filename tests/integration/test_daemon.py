@@ -31,8 +31,15 @@ def test_runs_as_unprivileged_user(server):
     if os.geteuid() != 0:
         pytest.skip("privilege drop needs root")
     with open("/proc/%d/status" % server.pid) as f:
-        uids = [l.split()[1:] for l in f if l.startswith(("Uid:", "Gid:"))]
+        status = dict(l.rstrip("\n").split(":\t", 1) for l in f if ":\t" in l)
+    uids = [status["Uid"].split(), status["Gid"].split()]
     assert uids[0] == ["65534"] * 4 and uids[1] == ["65534"] * 4  # nobody / nogroup
+    # no capability left in any set, and no supplementary group of root's
+    for cap in ("CapInh", "CapPrm", "CapEff", "CapAmb"):
+        assert int(status[cap], 16) == 0, (cap, status[cap])
+    assert status["Groups"].split() in ([], ["65534"]), status["Groups"]
+    # PR_SET_DUMPABLE 0: another process of the same user cannot read its memory or attach
+    assert os.stat("/proc/%d/mem" % server.pid).st_uid == 0
 
 
 def test_root_without_user_refuses(tmp_path, server_tls):
