@@ -5,7 +5,9 @@
 # mbsync and crashes are in test_imap_mailbox_sync.py.
 import imaplib
 import os
+import pwd
 import re
+import shutil
 import time
 import uuid
 
@@ -17,8 +19,7 @@ from tests.lab.wire import Wire
 PW = "Demo-Pass-1"
 JDOE = str(uuid.UUID(bytes_le=ad.fixed_guid("jdoe")))
 ASMITH = str(uuid.UUID(bytes_le=ad.fixed_guid("asmith")))
-# no control socket: servers of concurrent test runs would share the default one
-EXTRA = "ControlSocket none\n"
+NOBODY = (pwd.getpwnam("nobody").pw_uid, pwd.getpwnam("nobody").pw_gid)
 
 SIMPLE = (b"From: Alice <alice@example.test>\r\nTo: Bob <bob@example.test>\r\n"
           b"Subject: Hello there\r\nDate: Mon, 2 Feb 2026 10:00:00 +0100\r\n"
@@ -29,7 +30,7 @@ SIMPLE = (b"From: Alice <alice@example.test>\r\nTo: Bob <bob@example.test>\r\n"
 def mail_server(slapd, server_tls):
     d = postern.public_dir("posternd-imapmb-")
     s = postern.Posternd(server_tls, directory=d, mail=True,
-                         global_extra=postern.directory_block(slapd, d) + EXTRA)
+                         global_extra=postern.directory_block(slapd, d))
     s.write_config()
     s.start()
     yield s
@@ -676,7 +677,7 @@ def test_many_messages_fetched_in_batches(imap, mail_server):
 def test_without_mailbox_root(slapd, make_server, tls_ctx):
     """Login works; every mailbox command says why it cannot."""
     d = postern.public_dir("posternd-nomail-")
-    s = make_server(directory=d, global_extra=postern.directory_block(slapd, d) + EXTRA)
+    s = make_server(directory=d, global_extra=postern.directory_block(slapd, d))
     m = connect(s, tls_ctx)
     caps = m.capability()[1][0].decode().split()
     assert "IDLE" not in caps and "UIDPLUS" not in caps, caps
@@ -688,3 +689,49 @@ def test_without_mailbox_root(slapd, make_server, tls_ctx):
     assert typ == "NO" and b"[UNAVAILABLE]" in data[0], data
     assert m.noop()[0] == "OK"
     m.logout()
+
+
+@pytest.mark.skipif(shutil.which("unshare") is None or os.geteuid() != 0,
+                    reason="needs root and unshare(1) for a small private file system")
+def test_full_disk_is_overquota(slapd, make_server, tls_ctx, monkeypatch, tmp_path):
+    """MailboxRoot on a 3 MB tmpfs (a private mount namespace of posternd): an APPEND that does
+    not fit is NO [OVERQUOTA], leaves nothing behind, and the mailbox goes on working."""
+    d = postern.public_dir("posternd-full-")
+    wrapper = tmp_path / "posternd-on-tmpfs"
+    wrapper.write_text(
+        "#!/bin/sh\nexec unshare -m sh -c 'mount -t tmpfs -o size=3m,mode=0700,uid=%d,gid=%d "
+        "tmpfs %s/mail && exec %s \"$@\"' posternd \"$@\"\n"
+        % (NOBODY[0], NOBODY[1], d, postern.binary()))
+    wrapper.chmod(0o755)
+    monkeypatch.setenv("POSTERND", str(wrapper))
+    s = make_server(directory=d, mail=True,
+                    global_extra=postern.directory_block(slapd, d))
+    m = connect(s, tls_ctx)
+    m.select("INBOX")
+    small = append(m, "INBOX", SIMPLE)
+    typ, data = m.append("INBOX", None, None, b"Subject: huge\r\n\r\n" + b"h" * 4000000)
+    assert typ == "NO" and b"[OVERQUOTA]" in data[0], data
+    again = append(m, "INBOX", SIMPLE.replace(b"Body", b"Again"))
+    typ, data = m.uid("FETCH", "1:*", "(UID BODY.PEEK[])")
+    bodies = {int(re.search(rb"UID (\d+)", p[0]).group(1)): p[1]
+              for p in data if isinstance(p, tuple)}
+    assert bodies == {small: SIMPLE, again: SIMPLE.replace(b"Body", b"Again")}
+    m.logout()
+
+
+def test_autologout_timer_covers_idle(slapd, make_server, tls_ctx):
+    d = postern.public_dir("posternd-idle-timeout-")
+    s = make_server(directory=d, mail=True, imap_extra="AuthenticatedConnectionTimeout 2",
+                    global_extra=postern.directory_block(slapd, d))
+    w = Wire(s["imaps"], tls_context=tls_ctx, timeout=10)
+    w.line()
+    assert w.command("a", "LOGIN jdoe %s" % PW)[-1].startswith("a OK")
+    for i in range(3):  # commands keep the session alive
+        time.sleep(0.8)
+        assert w.command("n%d" % i, "NOOP")[-1].startswith("n%d OK" % i)
+    assert w.command("s", "SELECT INBOX")[-1].startswith("s OK")
+    w.send("i IDLE\r\n")
+    assert w.line().startswith("+ ")
+    started = time.monotonic()
+    assert w.line(timeout=5).startswith("* BYE Autologout")
+    assert 1.5 < time.monotonic() - started < 4

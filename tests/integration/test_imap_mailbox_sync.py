@@ -20,7 +20,6 @@ from tests.lab.wire import Wire
 
 PW = "Demo-Pass-1"
 JDOE = str(uuid.UUID(bytes_le=ad.fixed_guid("jdoe")))
-EXTRA = "ControlSocket none\n"  # servers of concurrent test runs would share the default one
 
 SIMPLE = (b"From: Alice <alice@example.test>\r\nTo: Bob <bob@example.test>\r\n"
           b"Subject: Hello there\r\nDate: Mon, 2 Feb 2026 10:00:00 +0100\r\n\r\nBody.\r\n")
@@ -28,7 +27,7 @@ SIMPLE = (b"From: Alice <alice@example.test>\r\nTo: Bob <bob@example.test>\r\n"
 
 def server_config(slapd, prefix):
     d = postern.public_dir(prefix)
-    return dict(directory=d, mail=True, global_extra=postern.directory_block(slapd, d) + EXTRA)
+    return dict(directory=d, mail=True, global_extra=postern.directory_block(slapd, d))
 
 
 @pytest.fixture(scope="module")
