@@ -735,3 +735,40 @@ def test_autologout_timer_covers_idle(slapd, make_server, tls_ctx):
     started = time.monotonic()
     assert w.line(timeout=5).startswith("* BYE Autologout")
     assert 1.5 < time.monotonic() - started < 4
+
+
+def test_random_commands_do_not_break_the_server(mail_server, tls_ctx):
+    """A thousand commands put together from pieces of real ones, valid or not, with and
+    without literals: every one is answered, and the server is still there (under SANITIZE=1
+    the lab also fails the test on any sanitizer report at stop)."""
+    import random
+    rng = random.Random(20260202)
+    names = ["FETCH", "UID FETCH", "STORE", "UID STORE", "SEARCH", "UID SEARCH", "COPY",
+             "UID COPY", "MOVE", "UID MOVE", "EXPUNGE", "UID EXPUNGE", "LIST", "LSUB",
+             "STATUS", "SELECT", "EXAMINE", "CREATE", "DELETE", "RENAME", "SUBSCRIBE",
+             "NOOP", "CHECK", "NAMESPACE", "UNSELECT", "CLOSE", "ENABLE", "APPEND", "ID"]
+    pieces = ["1", "*", "1:*", "2,4:6", "0", "4294967295", "$", "(FLAGS)", "BODY[]",
+              "(BODY.PEEK[1.2.MIME]<0.10> ENVELOPE)", "(BODY[HEADER.FIELDS (FROM)])",
+              "BODY[TEXT]<5.>", "+FLAGS", "FLAGS.SILENT", "(\\Seen $k)", "(\\Deleted)",
+              "INBOX", '"INBOX"', '""', "*", "%", "&AOQ-", "&Jjo", '"a\\"b"', "(MESSAGES UNSEEN)",
+              "ALL", "OR", "NOT", "HEADER", "FROM", "x", "CHARSET", "UTF-8", "BODY", "TEXT",
+              "(", ")", "((", "[", "]", "{3+}\r\nabc", "{0+}\r\n", "\"01-Jan-2026 00:00:00 +0000\"",
+              "SINCE", "1-Feb-2026", "LARGER", "99999999999999999999", "RETURN", "(MIN)",
+              "CONDSTORE", "R%d" % rng.randrange(1000), "R1/sub"]
+    w = Wire(mail_server["imaps"], tls_context=tls_ctx, timeout=30)
+    w.line()
+    assert w.command("a", "LOGIN jdoe %s" % PW)[-1].startswith("a OK")
+    w.command("c", "CREATE R1")
+    w.command("p", "APPEND R1 {%d+}\r\n%s" % (len(SIMPLE), SIMPLE.decode()))
+    w.command("s", "SELECT R1")
+    for i in range(1000):
+        if i % 40 == 0:
+            w.command("s%d" % i, "SELECT R1")
+        cmd = rng.choice(names) + "".join(" " + rng.choice(pieces)
+                                          for _ in range(rng.randrange(0, 5)))
+        lines = w.command("t%d" % i, cmd)
+        last = lines[-1]
+        assert re.match(r"t%d (OK|NO|BAD) " % i, last), (cmd, lines)
+        if "BAD" in last:
+            w.command("r%d" % i, "NOOP")  # keep MaxBadCommands away
+    assert w.command("z", "NOOP")[-1] == "z OK NOOP completed"
