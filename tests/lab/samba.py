@@ -291,6 +291,103 @@ class SambaDC(daemon.LabDaemon):
         if not int(locked[0].first("msDS-User-Account-Control-Computed", "0")) & 0x10:
             raise LabError("locked1 is not locked out after %d failed binds" % LOCKOUT_THRESHOLD)
 
+    # ------------------------------------------------------ single sign-on --
+    # A mail server joined to this domain (docs/join.md): adcli makes the computer account
+    # with imap/ and pop/ SPNs and a keytab; Kerberos clients use krb5_conf(); ntlm_auth reaches
+    # this DC's winbindd from a private mount namespace (in_namespace()).
+
+    MAIL_HOST = "mail.corp.example.test"
+    MAIL_COMPUTER = "POSTERN"
+
+    def krb5_conf(self, path=None, extra_realms=""):
+        """A client krb5.conf for this realm with no DNS at all (KDC by address)."""
+        path = path or os.path.join(self.workdir, "krb5.conf")
+        with open(path, "w") as f:
+            f.write("[libdefaults]\n\tdefault_realm = %s\n\tdns_lookup_kdc = false\n"
+                    "\tdns_lookup_realm = false\n\trdns = false\n"
+                    "\tdns_canonicalize_hostname = false\n[realms]\n\t%s = {\n\t\tkdc = %s\n"
+                    "\t}\n%s[domain_realm]\n\t.%s = %s\n\t%s = %s\n"
+                    % (self.realm, self.realm, self.host, extra_realms, self.domain, self.realm,
+                       self.domain, self.realm))
+        os.chmod(path, 0o644)
+        return path
+
+    def kinit(self, principal, password, ccache, krb5_conf=None, extra=()):
+        """Real kinit with the password on stdin: the CompletedProcess (no check)."""
+        env = dict(os.environ, KRB5_CONFIG=krb5_conf or self.krb5_conf(),
+                   KRB5CCNAME="FILE:" + os.fspath(ccache))
+        return daemon.run(["kinit"] + list(extra) + [principal], env=env,
+                          input=(password + "\n").encode(), check=False)
+
+    def join(self, keytab, host=MAIL_HOST, computer=MAIL_COMPUTER):
+        """The documented join (docs/join.md): `adcli join` creates the computer account with
+        imap/ and pop/ SPNs for `host` and writes its keys to `keytab` (0600). Once per DC;
+        later calls copy the keytab of the first."""
+        first = os.path.join(self.workdir, "join.keytab")
+        if not os.path.exists(first):
+            # the DC's own ldap/ SPNs (adcli binds with GSSAPI) come from the dnsupdate
+            # service, which this DC does not run
+            daemon.run(["samba_spnupdate", "-s", self.conf_path], what="samba_spnupdate")
+            done = daemon.run(
+                ["adcli", "join", "--domain=" + self.domain, "--domain-realm=" + self.realm,
+                 "--domain-controller=" + self.host, "--host-fqdn=" + host,
+                 "--computer-name=" + computer, "--service-name=imap", "--service-name=pop",
+                 "--host-keytab=" + first + ".tmp", "--login-user=Administrator",
+                 "--stdin-password", "--verbose"],
+                env=dict(os.environ, KRB5_CONFIG=self.krb5_conf()),
+                input=(self.admin_pw + "\n").encode(), check=False, timeout=60)
+            with open(os.path.join(self.workdir, "adcli-join.log"), "wb") as f:
+                f.write(done.stdout + done.stderr)
+            if done.returncode != 0:
+                raise LabError("adcli join failed (%d): %s" % (
+                    done.returncode, (done.stdout + done.stderr).decode("utf-8", "replace")[-2000:]))
+            os.rename(first + ".tmp", first)
+        shutil.copy(first, keytab)
+        os.chmod(keytab, 0o600)
+        return keytab
+
+    def spns(self, sam_account_name):
+        return self.account(sam_account_name, ["servicePrincipalName"]).text(
+            "servicePrincipalName")
+
+    @property
+    def winbindd_socket_dir(self):
+        return os.path.join(self.run_dir, "winbindd")
+
+    def open_winbind_privileged(self, gid):
+        """ntlm_auth needs winbindd's privileged pipe (winbindd_privileged, 0750): give its
+        directory to `gid` (Debian's winbindd_priv group, here the test's unprivileged user's)
+        and make the path to it traversable. Returns an undo function."""
+        priv = os.path.join(self.workdir, "state", "winbindd_privileged")
+        changed = []
+        st = os.stat(priv)
+        os.chown(priv, -1, gid)
+        changed.append(lambda: os.chown(priv, -1, st.st_gid))
+        d = os.path.dirname(priv)
+        while d != "/":
+            mode = os.stat(d).st_mode & 0o7777
+            if not mode & 0o001:
+                os.chmod(d, mode | 0o001)
+                changed.append(lambda d=d, mode=mode: os.chmod(d, mode))
+            d = os.path.dirname(d)
+
+        def undo():
+            for f in reversed(changed):
+                f()
+        return undo
+
+    def in_namespace(self, argv, hosts=None):
+        """argv run in a private mount namespace where /run/samba/winbindd is this DC's
+        winbindd (libwbclient knows no other place) and, with `hosts`, /etc/hosts is that
+        file. unshare(1) and sh exec, so the PID is argv's."""
+        script = ('{ if [ -d /run/samba ]; then mount -t tmpfs postern-lab /run/samba; else '
+                  'mount -t tmpfs postern-lab /run && mkdir -p /run/samba; fi; } && '
+                  'mkdir -p /run/samba/winbindd && mount --bind "$0" /run/samba/winbindd && '
+                  '{ [ -z "$POSTERN_LAB_HOSTS" ] || mount --bind "$POSTERN_LAB_HOSTS" /etc/hosts; } '
+                  '&& exec "$@"')
+        return (["env", "POSTERN_LAB_HOSTS=" + (hosts or ""), "unshare", "-m", "--", "/bin/sh",
+                 "-c", script, self.winbindd_socket_dir] + list(argv))
+
     # ------------------------------------------------------------- clients --
 
     def client_env(self):
