@@ -322,6 +322,32 @@ def test_mbsync_pulls_a_mailbox(mail_server, tls_ctx, test_ca, tmp_path):
     assert r.returncode == 0, r.stderr
     count = sum(1 for sub in ("cur", "new") for _ in (local / box / sub).iterdir())
     assert count == len(messages) + 1
+    # and the other way: a flag, a deletion and a new message made locally go up
+    # (STORE, STORE \Deleted + UID EXPUNGE, APPEND with APPENDUID)
+    files = {f.read_bytes().replace(b"\r\n", b"\n"): f
+             for sub in ("cur", "new") for f in (local / box / sub).iterdir()}
+    hello = next(f for data, f in files.items() if b"Subject: Hello there" in data)
+    gone = next(f for data, f in files.items() if b"Subject: n5\n" in data)
+    hello.rename(hello.parent / (hello.name.split(":2,")[0] + ":2,F"))
+    gone.rename(gone.parent / (gone.name.split(":2,")[0] + ":2,ST"))
+    (local / box / "new" / "1700000000.local.postern-test").write_bytes(
+        b"Subject: from mbsync\n\nwritten locally\n")
+    with open(rc, "a") as f:
+        f.write("\nChannel both\nFar :far:\nNear :near:\nPatterns %s\nSync All\n"
+                "Expunge Both\nSyncState *\n" % box)
+    r = subprocess.run(["mbsync", "-c", str(rc), "both"], capture_output=True, text=True,
+                       timeout=60, env=env)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    m.select(box)
+    flagged = m.uid("SEARCH", "FLAGGED")[1][0].split()
+    assert len(flagged) == 1
+    typ, data = m.uid("FETCH", flagged[0], "(BODY.PEEK[HEADER.FIELDS (SUBJECT)])")
+    assert data[0][1].startswith(b"Subject: Hello there"), data
+    assert m.uid("SEARCH", "SUBJECT", '"n5"')[1] == [b""]
+    pushed = m.uid("SEARCH", "SUBJECT", '"from mbsync"')[1][0].split()
+    assert len(pushed) == 1
+    typ, data = m.uid("FETCH", pushed[0], "(BODY.PEEK[TEXT])")
+    assert data[0][1] == b"written locally\r\n"
     m.logout()
 
 
