@@ -35,6 +35,7 @@ def mail_server(slapd, server_tls):
     s.start()
     yield s
     s.stop()
+    shutil.rmtree(s.dir, ignore_errors=True)
 
 
 _delivered = [0]

@@ -37,6 +37,7 @@ def mail_server(slapd, server_tls):
     s.start()
     yield s
     s.stop()
+    shutil.rmtree(s.dir, ignore_errors=True)
 
 
 _delivered = [0]
@@ -269,6 +270,7 @@ def test_50mb_append_and_fetch_are_streamed(mail_server, tls_ctx):
     w = wire(mail_server, tls_ctx)
     w.send("t APPEND %s {%d}\r\n" % (box, 50 * 1024 * 1024 + 1))
     assert w.line().startswith("t NO [TOOBIG]")
+    assert w.command("d", "DELETE %s" % box)[-1].startswith("d OK")  # 50 MB less in /tmp
 
 
 # ---- a real sync client ----
