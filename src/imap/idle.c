@@ -33,9 +33,6 @@ struct poll_tick {
     unsigned generation;
 };
 
-static unsigned idle_generation; /* only ever touched on the I/O threads; uniqueness per
-                                    session is all that matters */
-
 void imap_idle_free(struct imap_session *s)
 {
     struct imap_idle *idle = s->idle;
@@ -149,7 +146,7 @@ void cmd_idle(struct imap_session *s, struct imap_command *cmd)
     }
     struct imap_idle *idle = xcalloc(1, sizeof(*idle));
     idle->tag = xstrdup(cmd->tag);
-    idle->generation = ++idle_generation;
+    idle->generation = ++s->idle_generation;
     s->idle = idle;
     s->busy = true;
     conn_printf(s->conn, "+ idling\r\n");

@@ -46,6 +46,7 @@ struct imap_session {
     bool busy;                  /* a command runs: its job, its output, APPEND or IDLE */
     struct imap_append *append; /* APPEND whose message is streaming in */
     struct imap_idle *idle;     /* IDLE in progress: input lines are "DONE" */
+    unsigned idle_generation;   /* counts IDLE commands: timers of an earlier one are stale */
 };
 
 /* ---- session.c ---- */
