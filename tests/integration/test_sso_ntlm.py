@@ -1,0 +1,276 @@
+# NTLM against the Samba AD DC through a pool of ntlm_auth helpers (winbind), with real clients.
+"""posternd runs in a mount namespace where /run/samba/winbindd is the lab DC's winbindd, so
+its ntlm_auth helpers (squid-2.5-ntlmssp) verify through the DC. The account is resolved and
+checked by postern's own policy before the AUTHENTICATE message reaches the DC: blocked
+accounts are refused without asking (no oracle, no lockout), the DC's verdict comes back as
+NT_STATUS and becomes the audit reason and code. Clients: python-ntlm-auth (NTLMv2), curl,
+and the gsasl CLI (libntlm's NTLMv1, refused). A helper killed in the middle of an exchange
+fails that attempt only; the next login gets a new helper.
+"""
+import base64
+import imaplib
+import os
+import poplib
+import shutil
+import signal
+import struct
+import subprocess
+import time
+
+import pytest
+
+from tests.lab import postern, sso
+from tests.lab.wire import Wire, client_context
+
+pytestmark = pytest.mark.skipif(
+    os.geteuid() != 0 or not shutil.which("ntlm_auth") or not shutil.which("unshare"),
+    reason="needs root, ntlm_auth (winbind) and unshare (make deps)")
+
+PW = "Demo-Pass-1"
+
+
+@pytest.fixture(scope="module")
+def winbind(samba_dc):
+    undo = samba_dc.open_winbind_privileged(sso.unprivileged_gid())
+    yield samba_dc
+    undo()
+
+
+def ntlm_block(dc, extra=""):
+    return "ntlm {\n    HelperOption --configfile=%s\n%s}\n" % (dc.conf_path, extra)
+
+
+@pytest.fixture(scope="module")
+def server(winbind, server_tls):
+    s = sso.SsoServer(winbind, server_tls, winbind.krb5_conf(), ntlm_block(winbind),
+                      logins="FailureDelay 0s\n    BlockPrivilegedAccounts yes", mail=True)
+    s.start()
+    yield s
+    s.stop()
+
+
+@pytest.fixture(scope="module")
+def ctx(test_ca):
+    return client_context(test_ca["cert"])
+
+
+def imap_ntlm(server, ctx, user, password=PW, domain="CORP"):
+    m = imaplib.IMAP4_SSL("127.0.0.1", server["imaps"], ssl_context=ctx)
+    try:
+        m.authenticate("NTLM", sso.ntlm_client(user, password, domain))
+        return True, ""
+    except imaplib.IMAP4.error as e:
+        return False, str(e)
+    finally:
+        m.logout()
+
+
+def last_auth(server, login=None):
+    time.sleep(0.05)
+    events = [e for e in server.audit_events() if e["event"] == "auth" and
+              (login is None or e["login"] == login)]
+    assert events, "no audit event for %r" % login
+    return events[-1]
+
+
+def test_imap_ntlmv2_login(server, ctx):
+    ok, text = imap_ntlm(server, ctx, "jdoe")
+    assert ok, text
+    ev = last_auth(server, "CORP\\jdoe")
+    assert ev["result"] == "allow" and ev["mechanism"] == "NTLM", ev
+    assert ev["account"] == "jdoe" and ev["form"] == "ntlm-identity", ev
+
+
+def test_upn_with_an_empty_domain(server, ctx):
+    ok, text = imap_ntlm(server, ctx, "jdoe@corp.example.test", domain="")
+    assert ok, text
+    assert last_auth(server, "jdoe@corp.example.test")["account"] == "jdoe"
+
+
+def ntlm_over_wire(w, tag, respond, initial=True, command="AUTHENTICATE"):
+    neg = respond(b"")
+    prefix = "%s %s" % (tag, command) if tag else command
+    if initial:
+        w.send("%s NTLM %s\r\n" % (prefix, base64.b64encode(neg).decode()))
+    else:
+        w.send("%s NTLM\r\n" % prefix)
+        assert w.line() == "+ "
+        w.send(base64.b64encode(neg).decode() + "\r\n")
+    while True:
+        line = w.line()
+        if (tag and line.startswith(tag + " ")) or line.startswith("+OK") or \
+                line.startswith("-ERR"):
+            return line
+        if line.startswith("* "):
+            continue
+        assert line.startswith("+ "), line
+        w.send(base64.b64encode(respond(base64.b64decode(line[2:]))).decode() + "\r\n")
+
+
+def test_imap_starttls_with_negotiate_as_initial_response(server, ctx):
+    with Wire(server["imap"]) as w:
+        w.line()
+        w.command("a", "STARTTLS")
+        w.starttls(ctx)
+        assert "AUTH=NTLM" in w.command("b", "CAPABILITY")[0]
+        assert ntlm_over_wire(w, "c", sso.ntlm_client("asmith", PW)).startswith("c OK")
+
+
+def test_pop3_with_and_without_initial_response(server, ctx):
+    for initial in (False, True):
+        with Wire(server["pop3s"], tls_context=ctx) as w:
+            w.line()
+            line = ntlm_over_wire(w, "", sso.ntlm_client("jdoe", PW), initial=initial,
+                                  command="AUTH").strip()
+            assert line.startswith("+OK"), line
+    assert last_auth(server, "CORP\\jdoe")["protocol"] == "pop3"
+
+
+@pytest.mark.parametrize("user,password,reason,status", [
+    ("jdoe", "Wrong-Pass-9", "invalid_credentials", "c000006d"),
+    ("hours1", PW, "logon_hours", "c000006f"),
+    ("ws1", PW, "workstation_restriction", "c0000070"),
+])
+def test_the_dcs_verdict_is_the_audit_reason(server, ctx, user, password, reason, status):
+    ok, text = imap_ntlm(server, ctx, user, password)
+    assert not ok and "[AUTHENTICATIONFAILED]" in text, text
+    ev = last_auth(server, "CORP\\" + user)
+    assert ev["reason"] == reason and ev["ad_subcode"] == status, ev
+
+
+@pytest.mark.parametrize("user,reason", [("disabled1", "account_disabled"),
+                                         ("locked1", "account_locked"),
+                                         ("expired1", "account_expired"),
+                                         ("dadmin", "privileged_account"),
+                                         ("noimap1", "protocol_disabled")])
+def test_blocked_accounts_never_reach_the_dc(server, ctx, winbind, user, reason):
+    before = len([l for l in winbind.auth_log() if "NTLM" in l and user in l.lower()])
+    ok, text = imap_ntlm(server, ctx, user)
+    assert not ok, text
+    ev = last_auth(server, "CORP\\" + user)
+    assert ev["reason"] == reason and "ad_subcode" not in ev, ev
+    after = len([l for l in winbind.auth_log() if "NTLM" in l and user in l.lower()])
+    assert after == before   # the AUTHENTICATE never went to the DC
+
+
+def test_unknown_domain(server, ctx):
+    ok, _ = imap_ntlm(server, ctx, "jdoe", domain="EVIL")
+    assert not ok
+    assert last_auth(server, "EVIL\\jdoe")["reason"] == "unknown_domain"
+
+
+def test_secure_login_refuses_ntlm_before_tls(server):
+    with Wire(server["imap"]) as w:
+        w.line()
+        assert "AUTH=NTLM" not in w.command("a", "CAPABILITY")[0]
+        line = w.command("b", "AUTHENTICATE NTLM")[-1]
+        assert line.startswith("b NO [PRIVACYREQUIRED]"), line
+    assert last_auth(server)["reason"] == "plaintext_requires_tls"
+
+
+def test_plaintext_authentication_allows_ntlm_in_clear_text(winbind, server_tls):
+    s = sso.SsoServer(winbind, server_tls, winbind.krb5_conf(), ntlm_block(winbind),
+                      imap_extra="LoginType plaintext-authentication")
+    s.start()
+    try:
+        with Wire(s["imap"]) as w:
+            w.line()
+            caps = w.command("a", "CAPABILITY")[0]
+            assert "AUTH=NTLM" in caps and "AUTH=PLAIN" not in caps, caps
+            assert ntlm_over_wire(w, "b", sso.ntlm_client("jdoe", PW)).startswith("b OK")
+        assert not last_auth(s, "CORP\\jdoe")["tls"]
+    finally:
+        s.stop()
+
+
+def test_curl(server, test_ca):
+    done = subprocess.run(["curl", "-sS", "--max-time", "10", "--login-options", "AUTH=NTLM",
+                           "-u", "CORP\\jdoe:" + PW, "--cacert", test_ca["cert"],
+                           "imaps://localhost:%d/" % server["imaps"]],
+                          capture_output=True, text=True, timeout=20)
+    assert done.returncode == 0, done.stderr
+    ev = last_auth(server, "CORP\\jdoe")
+    assert ev["result"] == "allow", ev
+
+
+def test_gsasl_ntlmv1_is_refused(server, test_ca):
+    """libntlm (the gsasl CLI) answers with NTLMv1: refused before any helper sees it."""
+    done = subprocess.run(["gsasl", "--imap", "--mechanism=NTLM", "-a", "jdoe", "-p", PW,
+                           "-r", "CORP", "--x509-ca-file=" + test_ca["cert"], "localhost",
+                           str(server["imap"])], capture_output=True, text=True, timeout=20,
+                          input="")
+    assert done.returncode != 0
+    ev = last_auth(server)
+    assert ev["mechanism"] == "NTLM" and ev["reason"] == "ntlmv1_refused", ev
+
+
+def test_garbage_anonymous_and_cancel(server, ctx):
+    with Wire(server["imaps"], tls_context=ctx) as w:
+        w.line()
+        assert w.command("a", "AUTHENTICATE NTLM AAAA")[-1].startswith("a BAD")
+        assert last_auth(server)["reason"] == "invalid_input"
+        # an anonymous AUTHENTICATE: every field empty
+        w.send("b AUTHENTICATE NTLM %s\r\n"
+               % base64.b64encode(sso.ntlm_client("x", "y")(b"")).decode())
+        assert w.line().startswith("+ ")
+        anon = b"NTLMSSP\0" + struct.pack("<I", 3) + struct.pack("<HHI", 0, 0, 64) * 6 + \
+            struct.pack("<I", 0x00000001)
+        w.send(base64.b64encode(anon).decode() + "\r\n")
+        assert w.until_tagged("b")[-1].startswith("b NO")
+        assert last_auth(server)["reason"] == "ntlm_anonymous"
+        w.send("c AUTHENTICATE NTLM\r\n")
+        assert w.line() == "+ "
+        w.send("*\r\n")
+        assert w.until_tagged("c")[-1].startswith("c BAD")
+        assert ntlm_over_wire(w, "d", sso.ntlm_client("jdoe", PW)).startswith("d OK")
+
+
+def test_a_helper_killed_mid_exchange_fails_that_attempt_only(server, ctx):
+    with Wire(server["imaps"], tls_context=ctx) as w:
+        w.line()
+        respond = sso.ntlm_client("jdoe", PW)
+        w.send("a AUTHENTICATE NTLM %s\r\n" % base64.b64encode(respond(b"")).decode())
+        line = w.line()
+        assert line.startswith("+ "), line
+        killed = server.helper_pids()
+        assert killed
+        for pid in killed:
+            os.kill(pid, signal.SIGKILL)
+        w.send(base64.b64encode(respond(base64.b64decode(line[2:]))).decode() + "\r\n")
+        line = w.until_tagged("a")[-1]
+        assert line.startswith("a NO"), line
+    ev = last_auth(server, "CORP\\jdoe")
+    assert ev["reason"] == "ntlm_helper_unavailable", ev
+    ok, text = imap_ntlm(server, ctx, "jdoe")
+    assert ok, text
+    assert not set(killed) & set(server.helper_pids())
+    assert "ntlm: helper pid %d exited" % killed[0] in server.log_text() or \
+        "does not take requests" in server.log_text()
+
+
+def test_the_pool_is_bounded(winbind, server_tls, ctx):
+    """Helpers 2: a third exchange at the same time gets none, and says so; the two go on."""
+    s = sso.SsoServer(winbind, server_tls, winbind.krb5_conf(),
+                      ntlm_block(winbind, "    Helpers 2\n"))
+    s.start()
+    try:
+        wires, clients = [], []
+        for tag in ("a", "b", "c"):
+            w = Wire(s["imaps"], tls_context=ctx)
+            w.line()
+            c = sso.ntlm_client("jdoe", PW)
+            w.send("%s AUTHENTICATE NTLM %s\r\n" % (tag, base64.b64encode(c(b"")).decode()))
+            wires.append(w)
+            clients.append(c)
+        answers = [w.line() for w in wires]
+        assert [a.startswith("+ ") for a in answers] == [True, True, False], answers
+        assert answers[2].startswith("c NO"), answers
+        assert last_auth(s)["reason"] == "ntlm_helper_unavailable"
+        for tag, w, c, line in zip("ab", wires, clients, answers):
+            w.send(base64.b64encode(c(base64.b64decode(line[2:]))).decode() + "\r\n")
+            assert w.until_tagged(tag)[-1].startswith(tag + " OK")
+        for w in wires:
+            w.close()
+        assert len(s.helper_pids()) == 2
+    finally:
+        s.stop()
