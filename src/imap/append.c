@@ -261,6 +261,17 @@ void imap_append_end(struct imap_session *s)
         write_rest_or_finish(s);
 }
 
+void imap_append_fail(struct imap_session *s, const char *status, const char *text)
+{
+    struct imap_append *a = s->append;
+    refuse(a, status, text);
+    a->ended = true;
+    s->busy = true;
+    conn_pause_input(s->conn, true);
+    if (!a->writing)
+        write_rest_or_finish(s);
+}
+
 /* ---- the start ---- */
 
 static void begin_work(void *arg)

@@ -624,7 +624,7 @@ static void imap_input(void *session)
         const char *data = (const char *)evbuffer_pullup(in, (ev_ssize_t)n);
         size_t used = 0;
         enum imap_read_status st = imap_reader_feed(&s->reader, data, n, &used);
-        if (st == IMAP_READ_STREAM_DATA)
+        if (st == IMAP_READ_STREAM_DATA && s->append)
             imap_append_data(s, data, used);
         evbuffer_drain(in, used);
         char tag[64];
@@ -648,7 +648,10 @@ static void imap_input(void *session)
                 break;
             }
             imap_reader_reset(&s->reader);
-            bad_command(s, tag, "[TOOBIG] Command line too long");
+            if (s->append) /* the line after an APPEND's message: the APPEND fails */
+                imap_append_fail(s, "BAD", "[TOOBIG] Command line too long");
+            else
+                bad_command(s, tag, "[TOOBIG] Command line too long");
             break;
         case IMAP_READ_LITERAL_TOO_BIG:
             literal_too_big(s);

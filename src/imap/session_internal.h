@@ -158,6 +158,9 @@ void imap_append_data(struct imap_session *s, const char *data, size_t len);
 bool imap_append_ready(const struct imap_session *s);
 /* The command line after the literal has ended. */
 void imap_append_end(struct imap_session *s);
+/* The command cannot end well (an over-long line after the message): nothing is stored and
+ * the APPEND is answered with status and text. */
+void imap_append_fail(struct imap_session *s, const char *status, const char *text);
 void imap_append_free(struct imap_session *s);
 /* idle.c */
 imap_command_fn cmd_idle;

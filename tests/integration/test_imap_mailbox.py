@@ -584,6 +584,10 @@ def test_append_wire(mail_server, tls_ctx):
     # a second message (MULTIAPPEND) is refused and nothing is stored
     w.send("j APPEND %s {5+}\r\nhello {5+}\r\nworld\r\n" % box)
     assert w.until_tagged("j")[-1].startswith("j NO [CANNOT]")
+    # an over-long line after the message
+    w.send("m APPEND %s {5+}\r\nhello%s\r\nn NOOP\r\n" % (box, "x" * 70000))
+    assert w.until_tagged("m")[-1].startswith("m BAD [TOOBIG]")
+    assert w.until_tagged("n")[-1].startswith("n OK")
     lines = w.command("k", "STATUS %s (MESSAGES)" % box)
     assert "MESSAGES 2" in lines[0], lines
     # APPEND with the mailbox name as a literal, then the message
