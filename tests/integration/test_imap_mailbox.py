@@ -777,3 +777,32 @@ def test_random_commands_do_not_break_the_server(mail_server, tls_ctx):
         if "BAD" in last:
             w.command("r%d" % i, "NOOP")  # keep MaxBadCommands away
     assert w.command("z", "NOOP")[-1] == "z OK NOOP completed"
+
+
+def test_append_framing_generated(mail_server, tls_ctx):
+    """APPENDs with every kind of text around the message literal, pipelined with a NOOP each:
+    every tag is answered once, in order, and exactly the well-formed ones store a message."""
+    import random
+    rng = random.Random(7)
+    w = Wire(mail_server["imaps"], tls_context=tls_ctx, timeout=30)
+    w.line()
+    assert w.command("a", "LOGIN jdoe %s" % PW)[-1].startswith("a OK")
+    box = "F%d" % time.monotonic_ns()
+    assert w.command("c", "CREATE %s" % box)[-1].startswith("c OK")
+    stored = 0
+    before = ["", " (\\Seen)", ' "01-Feb-2026 10:00:00 +0000"', " (\\Flagged $x) "
+              '"01-Feb-2026 10:00:00 +0000"', " (\\Bogus)", ' "bad date"', " ()", " NIL"]
+    after = ["", "", "", " ", " x", " {3+}\r\nabc", "x" * 70000, " (\\Seen) {2+}\r\nab"]
+    for i in range(150):
+        pre, post = rng.choice(before), rng.choice(after)
+        body = b"Subject: g%d\r\n\r\n" % i + b"q" * rng.randrange(0, 3000)
+        target = box if rng.random() < 0.9 else box + "-missing"
+        w.send(("t%d APPEND %s%s {%d+}\r\n" % (i, target, pre, len(body))).encode() + body +
+               post.encode() + b"\r\nn%d NOOP\r\n" % i)
+        last = w.until_tagged("t%d" % i)[-1]
+        ok = pre not in (" (\\Bogus)", ' "bad date"', " NIL") and post == "" and target == box
+        assert last.startswith("t%d OK [APPENDUID" % i) == ok, (pre, post, target, last)
+        stored += ok
+        assert w.until_tagged("n%d" % i)[-1].startswith("n%d OK" % i)
+    lines = w.command("s", "STATUS %s (MESSAGES)" % box)
+    assert "MESSAGES %d" % stored in lines[0], lines
