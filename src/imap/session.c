@@ -659,7 +659,7 @@ static void imap_input(void *session)
         case IMAP_READ_COMMAND:
             run_command(s, s->reader.buf, s->reader.len);
             imap_reader_reset(&s->reader);
-            if (!conn_is_closing(s->conn) && !s->busy)
+            if (!conn_is_closing(s->conn)) /* a command that runs on is activity too */
                 reset_timer(s);
             break;
         }
