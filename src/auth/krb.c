@@ -176,6 +176,7 @@ static enum auth_reason reason_of(OM_uint32 major, OM_uint32 minor)
     case KRB5KRB_AP_ERR_NOKEY:
     case KRB5KRB_AP_ERR_BADKEYVER:
     case KRB5KRB_AP_ERR_BAD_INTEGRITY:
+    case KRB5_KT_KVNONOTFOUND:
         return AUTH_REASON_KRB_KEY_MISMATCH;
     case KRB5_KT_NOTFOUND:
     case KRB5KRB_AP_WRONG_PRINC:
