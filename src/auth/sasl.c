@@ -3,6 +3,7 @@
 #include "postern/sasl.h"
 
 #include <gsasl.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -34,7 +35,10 @@ struct sasl_exchange {
     struct helper *helper;  /* NTLM: leased from NEGOTIATE on (it keeps the challenge) */
     bool in_flight;         /* NTLM: the helper is asked on a worker; lines wait */
     bool orphaned;          /* freed while in flight: the worker's answer frees it */
+    unsigned long serial;   /* tells this exchange from a later one at the same address */
 };
+
+static atomic_ulong exchange_serial;
 
 static char *dup_or_null(const char *s)
 {
@@ -91,6 +95,7 @@ struct sasl_exchange *sasl_start(const char *mechanism)
         struct sasl_exchange *x = xcalloc(1, sizeof(*x));
         x->kind = gssapi ? KIND_GSSAPI : KIND_NTLM;
         x->ctx = ctx;
+        x->serial = atomic_fetch_add(&exchange_serial, 1) + 1;
         return x;
     }
     struct sasl_exchange *x = xcalloc(1, sizeof(*x));
@@ -279,6 +284,27 @@ static void ntlm_negotiate_work(void *arg)
     }
 }
 
+/* A client that never answers the CHALLENGE must not keep its helper (there are only
+ * Helpers of them) for the whole PreAuthenticatedConnectionTimeout: after HelperTimeout the
+ * helper goes back, and a late AUTHENTICATE is refused. */
+struct ntlm_deadline {
+    struct sasl_exchange **slot; /* the session's; it stays allocated until this has run */
+    unsigned long serial;
+    unsigned long long conn_id;
+};
+
+static void ntlm_deadline_passed(void *arg)
+{
+    struct ntlm_deadline *d = arg;
+    struct sasl_exchange *x = *d->slot;
+    if (x && x->serial == d->serial && x->helper && !x->in_flight) {
+        log_info("conn %llu: NTLM: no AUTHENTICATE in time; its helper is free again", d->conn_id);
+        helper_release(auth_context_ntlm(x->ctx), x->helper, true);
+        x->helper = NULL;
+    }
+    free(d);
+}
+
 static void ntlm_negotiate_done(void *arg)
 {
     struct ntlm_job *j = arg;
@@ -290,6 +316,11 @@ static void ntlm_negotiate_done(void *arg)
         if (j->challenge) {
             x->have_authenticate = true;
             conn_printf(j->conn, "+ %s\r\n", j->challenge);
+            struct ntlm_deadline *d = xcalloc(1, sizeof(*d));
+            *d = (struct ntlm_deadline){
+                .slot = j->slot, .serial = x->serial, .conn_id = conn_id(j->conn)};
+            conn_defer(j->conn, conn_config(j->conn)->ntlm.helper_timeout * 1000u,
+                       ntlm_deadline_passed, d);
             conn_pause_input(j->conn, false); /* lines that came early are taken now */
         } else {
             conn_pause_input(j->conn, true);
@@ -402,6 +433,11 @@ static bool ntlm_continue(struct conn *c, void *session, struct sasl_exchange **
     free(msg);
     if (!ok) {
         refuse(c, session, slot, m, "", AUTH_REASON_INVALID_INPUT, done);
+        return false;
+    }
+    if (x->helper == NULL) { /* the deadline took it: the challenge is gone */
+        ntlm_authenticate_clear(&am);
+        refuse(c, session, slot, m, "", AUTH_REASON_NTLM_HELPER_UNAVAILABLE, done);
         return false;
     }
     size_t n = strlen(am.domain) + strlen(am.user) + 2;

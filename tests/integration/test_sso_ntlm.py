@@ -123,6 +123,8 @@ def test_pop3_with_and_without_initial_response(server, ctx):
             line = ntlm_over_wire(w, "", sso.ntlm_client("jdoe", PW), initial=initial,
                                   command="AUTH").strip()
             assert line.startswith("+OK"), line
+            w.send("QUIT\r\n")   # the maildrop's lock goes with the session
+            assert w.line().startswith("+OK")
     assert last_auth(server, "CORP\\jdoe")["protocol"] == "pop3"
 
 
@@ -254,15 +256,15 @@ def test_the_pool_is_bounded(winbind, server_tls, ctx):
                       ntlm_block(winbind, "    Helpers 2\n"))
     s.start()
     try:
-        wires, clients = [], []
-        for tag in ("a", "b", "c"):
+        wires, clients, answers = [], [], []
+        for tag in ("a", "b", "c"):   # one after the other: each holds its helper
             w = Wire(s["imaps"], tls_context=ctx)
             w.line()
             c = sso.ntlm_client("jdoe", PW)
             w.send("%s AUTHENTICATE NTLM %s\r\n" % (tag, base64.b64encode(c(b"")).decode()))
+            answers.append(w.line())
             wires.append(w)
             clients.append(c)
-        answers = [w.line() for w in wires]
         assert [a.startswith("+ ") for a in answers] == [True, True, False], answers
         assert answers[2].startswith("c NO"), answers
         assert last_auth(s)["reason"] == "ntlm_helper_unavailable"
@@ -272,5 +274,32 @@ def test_the_pool_is_bounded(winbind, server_tls, ctx):
         for w in wires:
             w.close()
         assert len(s.helper_pids()) == 2
+    finally:
+        s.stop()
+
+
+def test_a_client_that_never_answers_gives_its_helper_back(winbind, server_tls, ctx):
+    """Helpers 1, HelperTimeout 1s: a silent client holds the only helper for a second, not
+    for the connection's whole idle timeout; its late AUTHENTICATE is refused."""
+    s = sso.SsoServer(winbind, server_tls, winbind.krb5_conf(),
+                      ntlm_block(winbind, "    Helpers 1\n    HelperTimeout 1s\n"))
+    s.start()
+    try:
+        slow = Wire(s["imaps"], tls_context=ctx)
+        slow.line()
+        c = sso.ntlm_client("jdoe", PW)
+        slow.send("a AUTHENTICATE NTLM %s\r\n" % base64.b64encode(c(b"")).decode())
+        challenge = slow.line()
+        assert challenge.startswith("+ "), challenge
+        ok, text = imap_ntlm(s, ctx, "asmith")          # the only helper is taken
+        assert not ok and last_auth(s)["reason"] == "ntlm_helper_unavailable"
+        time.sleep(1.5)
+        ok, text = imap_ntlm(s, ctx, "asmith")          # and free again
+        assert ok, text
+        slow.send(base64.b64encode(c(base64.b64decode(challenge[2:]))).decode() + "\r\n")
+        assert slow.until_tagged("a")[-1].startswith("a NO")
+        assert last_auth(s)["reason"] == "ntlm_helper_unavailable"
+        assert "no AUTHENTICATE in time" in s.log_text()
+        slow.close()
     finally:
         s.stop()
