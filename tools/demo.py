@@ -72,10 +72,17 @@ def main():
                      postern.Listener("imaps", "imap", "implicit", port=MAIL_PORTS["imaps"]),
                      postern.Listener("pop3", "pop3", "starttls", port=MAIL_PORTS["pop3"]),
                      postern.Listener("pop3s", "pop3", "implicit", port=MAIL_PORTS["pop3s"])]
+        # GSSAPI: the KDC's imap/ and pop/ keys for localhost (and mail.example.test)
+        keytab = os.path.join(demo, "postern.keytab")
+        shutil.copy(kdc.keytab, keytab)
+        os.chmod(keytab, 0o600)   # read at start, before posternd drops privileges
+        kerberos = "kerberos {\n    Keytab %s\n    HostName localhost %s\n}\n" % (
+            keytab, kdc.service_host)
         server = postern.Posternd(tls.TlsFiles(ca_cert, ca_key, cert, key), listeners=listeners,
                                   directory=demo, log_level="info",
                                   global_extra=postern.directory_block(slapd, demo,
-                                                                       logins="FailureDelay 2s"))
+                                                                       logins="FailureDelay 2s")
+                                  + kerberos)
         server.write_config()
         os.chmod(key, 0o640)  # write_config() relaxes test keys; the demo keeps its own mode
         server.start()
@@ -95,11 +102,14 @@ Connect, for example:
   openssl s_client -quiet -CAfile {ca} -starttls imap -connect 127.0.0.1:10143
   curl -v --cacert {ca} --connect-to localhost:10995:127.0.0.1:10995 -u jdoe:{pw} pop3s://localhost:10995/
   /usr/bin/python3 -c "import imaplib,ssl; m=imaplib.IMAP4_SSL('127.0.0.1',10993,ssl_context=ssl.create_default_context(cafile='{ca}')); print(m.capabilities)"
+Kerberos (GSSAPI) without a password:
+  export KRB5_CONFIG={krb5}; echo {pw} | kinit jdoe
+  curl --cacert {ca} --login-options AUTH=GSSAPI -u : -X NOOP imaps://localhost:10993/
 jdoe logs in as jdoe, EXAMPLE\\jdoe or jdoe@example.test; asmith only as asmith@example.test
 (her alias anna differs from her account name); Administrator is always refused. Mailbox
 commands arrive with the store. Every attempt is in {audit}. Server log: {log}.
 Ctrl-C stops the demo.""".format(ca=rel(ca_cert), pw=PASSWORD, audit=rel(server.audit),
-                                  log=rel(server.log)), flush=True)
+                                  log=rel(server.log), krb5=rel(kdc.krb5_conf)), flush=True)
 
         while not stop:
             for name, alive in (("posternd", server.proc.poll() is None),
