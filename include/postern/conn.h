@@ -66,6 +66,11 @@ const struct ip_addr *conn_peer(const struct conn *c);
 unsigned conn_peer_port(const struct conn *c);
 uint64_t conn_id(const struct conn *c);
 const char *conn_tls_description(const struct conn *c, char *buf, size_t len);
+/* RFC 5929 "tls-server-end-point" (the hash of our certificate) or RFC 9266 "tls-exporter"
+ * channel binding data of the connection's TLS session, for SASL mechanisms that bind to it
+ * (GSSAPI). *data is malloc'd; false without TLS or when GnuTLS cannot give it. */
+bool conn_tls_channel_binding(const struct conn *c, bool exporter, unsigned char **data,
+                              size_t *len);
 
 /* Run `work` on the worker pool and `done` back on this connection's thread. The connection
  * and its session stay allocated until `done` has run, even if the client goes away meanwhile

@@ -796,6 +796,24 @@ uint64_t conn_id(const struct conn *c)
     return c->id;
 }
 
+bool conn_tls_channel_binding(const struct conn *c, bool exporter, unsigned char **data,
+                              size_t *len)
+{
+    *data = NULL;
+    *len = 0;
+    if (c->tls_state != TLS_ON)
+        return false;
+    gnutls_datum_t cb = {NULL, 0};
+    if (gnutls_session_channel_binding(
+            c->tls, exporter ? GNUTLS_CB_TLS_EXPORTER : GNUTLS_CB_TLS_SERVER_END_POINT, &cb) < 0)
+        return false;
+    *data = xmalloc(cb.size ? cb.size : 1);
+    memcpy(*data, cb.data, cb.size);
+    *len = cb.size;
+    gnutls_free(cb.data);
+    return true;
+}
+
 const char *conn_tls_description(const struct conn *c, char *buf, size_t len)
 {
     if (c->tls_state != TLS_ON) {
