@@ -65,8 +65,16 @@ struct directory_settings {
     int tls_line, verify_line, keytab_line; /* for posternctl check-config; 0: not set */
 };
 
+/* Exchange's ExtendedProtectionPolicy for GSSAPI over TLS: whether the client's channel
+ * bindings (RFC 5929 tls-server-end-point) are checked, and whether they are required. */
+enum extended_protection {
+    EXTENDED_PROTECTION_NONE,    /* bindings are ignored */
+    EXTENDED_PROTECTION_ALLOW,   /* checked when the client sends them (the default) */
+    EXTENDED_PROTECTION_REQUIRE, /* a client must send them, and they must match */
+};
+
 /* The "kerberos { }" block: GSSAPI logins (RFC 4752) with the service keys of a keytab that
- * `posternctl join` or adcli wrote (docs/join.md). */
+ * adcli or `net ads keytab` wrote (docs/join.md). */
 struct kerberos_settings {
     bool configured;
     int line;
@@ -75,6 +83,7 @@ struct kerberos_settings {
     size_t n_host_names;
     char **realms; /* Realm: whose principals may log in; none: the domain's DNS name */
     size_t n_realms;
+    enum extended_protection extended_protection;
     int keytab_line;
 };
 

@@ -588,6 +588,11 @@ static void kerberos_directive(struct parser *ps, const struct statement *st, vo
         parse_list(ps, st, &k->host_names, &k->n_host_names);
     } else if (is(st, "Realm")) {
         parse_list(ps, st, &k->realms, &k->n_realms);
+    } else if (is(st, "ExtendedProtection")) {
+        static const struct keyword POLICIES[] = {{"none", EXTENDED_PROTECTION_NONE},
+                                                  {"allow", EXTENDED_PROTECTION_ALLOW},
+                                                  {"require", EXTENDED_PROTECTION_REQUIRE}};
+        KEYWORD(ps, st, POLICIES, k->extended_protection);
     } else {
         fail(ps, st->line, "unknown directive '%s' in kerberos block", st->argv[0]);
     }
@@ -803,6 +808,7 @@ struct config *config_parse(const char *path, const char *text, size_t len, char
     c->logins.max_auth_failures = 3;
     c->logins.penalty_after = 5;
     c->logins.penalty_max_ms = 15 * 60 * 1000;
+    c->kerberos.extended_protection = EXTENDED_PROTECTION_ALLOW;
     c->ntlm.helper = xstrdup("/usr/bin/ntlm_auth");
     c->ntlm.max_helpers = 4;
     c->ntlm.helper_timeout = 10;

@@ -646,6 +646,7 @@ static void test_kerberos_and_ntlm_blocks(void **state)
     struct config *c = parse_ok(LISTENER_IMAP);
     assert_false(c->kerberos.configured);
     assert_false(c->ntlm.configured);
+    assert_int_equal(c->kerberos.extended_protection, EXTENDED_PROTECTION_ALLOW);
     assert_string_equal(c->ntlm.helper, "/usr/bin/ntlm_auth");
     assert_int_equal(c->ntlm.max_helpers, 4);
     assert_int_equal(c->ntlm.helper_timeout, 10);
@@ -653,7 +654,8 @@ static void test_kerberos_and_ntlm_blocks(void **state)
     c = parse_ok(DIRECTORY_BLOCK "kerberos {\n    Keytab /etc/postern/postern.keytab\n"
                                  "    HostName mail.corp.example.com mail1.corp.example.com\n"
                                  "    HostName mail2.corp.example.com\n"
-                                 "    Realm CORP.EXAMPLE.COM\n}\n"
+                                 "    Realm CORP.EXAMPLE.COM\n"
+                                 "    ExtendedProtection require\n}\n"
                                  "ntlm {\n    Helper /opt/samba/bin/ntlm_auth\n"
                                  "    HelperOption --require-membership-of=CORP\\MailUsers\n"
                                  "    Helpers 12\n    HelperTimeout 1m\n}\n" LISTENER_IMAP);
@@ -664,6 +666,7 @@ static void test_kerberos_and_ntlm_blocks(void **state)
     assert_string_equal(c->kerberos.host_names[2], "mail2.corp.example.com");
     assert_int_equal(c->kerberos.n_realms, 1);
     assert_string_equal(c->kerberos.realms[0], "CORP.EXAMPLE.COM");
+    assert_int_equal(c->kerberos.extended_protection, EXTENDED_PROTECTION_REQUIRE);
     assert_true(c->ntlm.configured);
     assert_string_equal(c->ntlm.helper, "/opt/samba/bin/ntlm_auth");
     assert_int_equal(c->ntlm.n_helper_options, 1);
@@ -680,6 +683,10 @@ static void test_kerberos_and_ntlm_blocks(void **state)
                                               "(NTLM identities name accounts there)");
     expect_error(DIRECTORY_BLOCK "ntlm {\n}\nntlm {\n}\n" LISTENER_IMAP,
                  "t.conf:7: the ntlm block is declared twice (first at line 5)");
+    expect_error(DIRECTORY_BLOCK
+                 "kerberos {\n    Keytab k\n    ExtendedProtection always\n}\n" LISTENER_IMAP,
+                 "t.conf:7: ExtendedProtection: unknown value 'always' (one of: none, allow, "
+                 "require)");
     expect_error(DIRECTORY_BLOCK "ntlm {\n    Helper ntlm_auth\n}\n" LISTENER_IMAP,
                  "t.conf:6: Helper: 'ntlm_auth' is not an absolute path");
     expect_error(DIRECTORY_BLOCK "kerberos {\n    Keytab k\n    Service imap\n}\n" LISTENER_IMAP,
