@@ -105,12 +105,20 @@ lint-run:
 format:
 	clang-format -i $(wildcard src/*.c src/*/*.c src/*/*.h include/postern/*.h tests/unit/*.c tests/fuzz/*.c)
 
-# libFuzzer targets: each links the parsers it exercises, built with clang.
-FUZZ_CFLAGS = -std=gnu11 -g -O1 -D_GNU_SOURCE -Iinclude -fsanitize=fuzzer,address,undefined \
-              $(shell pkg-config --cflags $(PKGS))
-build/fuzz/%: tests/fuzz/%.c $(LIB_SRCS)
+# libFuzzer targets, built with clang: the library once (instrumented, without libFuzzer's
+# main), then each target links what it exercises from it.
+FUZZ_FLAGS = -std=gnu11 -g -O1 -D_GNU_SOURCE -Iinclude $(shell pkg-config --cflags $(PKGS))
+FUZZ_OBJS := $(LIB_SRCS:%.c=build/fuzz/obj/%.o)
+build/fuzz/obj/%.o: %.c
 	@mkdir -p $(dir $@)
-	clang $(FUZZ_CFLAGS) -o $@ $^ $(LIBS)
+	clang $(FUZZ_FLAGS) -fsanitize=fuzzer-no-link,address,undefined -MMD -MP -c $< -o $@
+build/fuzz/libpostern.a: $(FUZZ_OBJS)
+	@rm -f $@
+	ar rcs $@ $^
+build/fuzz/%: tests/fuzz/%.c build/fuzz/libpostern.a
+	@mkdir -p $(dir $@)
+	clang $(FUZZ_FLAGS) -fsanitize=fuzzer,address,undefined -o $@ $< build/fuzz/libpostern.a \
+	    $(LIBS)
 
 fuzz: $(FUZZ_BINS)
 
@@ -142,4 +150,4 @@ install: $(BUILD)/posternd $(BUILD)/posternctl
 clean:
 	rm -rf build
 
--include $(LIB_OBJS:.o=.d) $(CLI_OBJS:.o=.d) $(BUILD)/obj/src/posternd.d
+-include $(LIB_OBJS:.o=.d) $(CLI_OBJS:.o=.d) $(BUILD)/obj/src/posternd.d $(FUZZ_OBJS:.o=.d)
