@@ -80,18 +80,20 @@ enum auth_reason {
     AUTH_REASON_DIRECTORY_UNAVAILABLE,
     AUTH_REASON_DIRECTORY_ERROR,
     /* single sign-on: Kerberos (GSSAPI) and NTLM */
-    AUTH_REASON_UNKNOWN_REALM,           /* a principal of a realm that names no account here */
-    AUTH_REASON_KRB_WRONG_SERVICE,       /* a ticket for another service or host name */
-    AUTH_REASON_KRB_INVALID_TOKEN,       /* truncated or garbage GSS-API token */
-    AUTH_REASON_KRB_CLOCK_SKEW,          /* the client's clock and ours disagree */
-    AUTH_REASON_KRB_REPLAY,              /* an authenticator seen before */
-    AUTH_REASON_KRB_TICKET_EXPIRED,      /* the service ticket's lifetime is over */
-    AUTH_REASON_KRB_KEY_MISMATCH,        /* the keytab lacks the ticket's key (stale keytab) */
-    AUTH_REASON_KRB_ERROR,               /* any other GSS-API failure (logged) */
-    AUTH_REASON_NTLM_V1_REFUSED,         /* LM or NTLMv1 response (MS-NLMP; crackable) */
-    AUTH_REASON_NTLM_ANONYMOUS,          /* an anonymous NTLM AUTHENTICATE */
-    AUTH_REASON_NTLM_IDENTITY_MISMATCH,  /* the DC verified someone else than was asked */
-    AUTH_REASON_NTLM_HELPER_UNAVAILABLE, /* no ntlm_auth answer (exited, BH, timeout, none free) */
+    AUTH_REASON_UNKNOWN_REALM,            /* a principal of a realm that names no account here */
+    AUTH_REASON_KRB_WRONG_SERVICE,        /* a ticket for another service or host name */
+    AUTH_REASON_KRB_INVALID_TOKEN,        /* truncated or garbage GSS-API token */
+    AUTH_REASON_KRB_CLOCK_SKEW,           /* the client's clock and ours disagree */
+    AUTH_REASON_KRB_REPLAY,               /* an authenticator seen before */
+    AUTH_REASON_KRB_TICKET_EXPIRED,       /* the service ticket's lifetime is over */
+    AUTH_REASON_KRB_KEY_MISMATCH,         /* the keytab lacks the ticket's key (stale keytab) */
+    AUTH_REASON_KRB_ERROR,                /* any other GSS-API failure (logged) */
+    AUTH_REASON_CHANNEL_BINDING_MISMATCH, /* the client bound to another TLS session */
+    AUTH_REASON_CHANNEL_BINDING_REQUIRED, /* ExtendedProtection require, and no binding */
+    AUTH_REASON_NTLM_V1_REFUSED,          /* LM or NTLMv1 response (MS-NLMP; crackable) */
+    AUTH_REASON_NTLM_ANONYMOUS,           /* an anonymous NTLM AUTHENTICATE */
+    AUTH_REASON_NTLM_IDENTITY_MISMATCH,   /* the DC verified someone else than was asked */
+    AUTH_REASON_NTLM_HELPER_UNAVAILABLE,  /* no ntlm_auth answer (exited, BH, timeout, none free) */
 };
 
 const char *auth_reason_code(enum auth_reason r);

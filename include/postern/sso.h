@@ -34,6 +34,9 @@ struct krb_exchange;
  * (HostName): tickets for other services or host names are refused. */
 struct krb_exchange *krb_exchange_new(struct krb_acceptor *a, enum protocol protocol,
                                       const struct kerberos_settings *k);
+/* The TLS session's tls-server-end-point data (RFC 5929), checked against the client's
+ * channel bindings as ExtendedProtection says; without it (no TLS) "require" refuses. */
+void krb_exchange_bind(struct krb_exchange *x, const unsigned char *tls_end_point, size_t len);
 enum krb_step {
     KRB_STEP_CHALLENGE, /* send *out (may be empty) and wait for the next token */
     KRB_STEP_DONE,      /* the principal is proved; the authzid is known */

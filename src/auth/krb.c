@@ -103,7 +103,19 @@ struct krb_exchange {
     gss_cred_id_t cred;
     gss_ctx_id_t ctx;
     char *principal, *authzid;
+    unsigned char *bindings; /* "tls-server-end-point:" + data, or NULL */
+    size_t bindings_len;
 };
+
+void krb_exchange_bind(struct krb_exchange *x, const unsigned char *tls_end_point, size_t len)
+{
+    static const char PREFIX[] = "tls-server-end-point:"; /* RFC 5056 §2.1, RFC 5929 §4 */
+    free(x->bindings);
+    x->bindings_len = sizeof(PREFIX) - 1 + len;
+    x->bindings = xmalloc(x->bindings_len);
+    memcpy(x->bindings, PREFIX, sizeof(PREFIX) - 1);
+    memcpy(x->bindings + sizeof(PREFIX) - 1, tls_end_point, len);
+}
 
 struct krb_exchange *krb_exchange_new(struct krb_acceptor *a, enum protocol protocol,
                                       const struct kerberos_settings *k)
@@ -128,6 +140,7 @@ void krb_exchange_free(struct krb_exchange *x)
         gss_release_cred(&minor, &x->cred);
     free(x->principal);
     free(x->authzid);
+    free(x->bindings);
     free(x);
 }
 
@@ -447,10 +460,23 @@ enum krb_step krb_exchange_step(struct krb_exchange *x, const unsigned char *in,
         }
         gss_buffer_desc token = {.length = inlen, .value = (void *)in}, reply = GSS_C_EMPTY_BUFFER;
         gss_name_t client = GSS_C_NO_NAME;
-        major = gss_accept_sec_context(&minor, &x->ctx, x->cred, &token, GSS_C_NO_CHANNEL_BINDINGS,
-                                       &client, NULL, &reply, NULL, NULL, NULL);
+        enum extended_protection ep =
+            x->rules ? x->rules->extended_protection : EXTENDED_PROTECTION_NONE;
+        /* MIT (1.19+) accepts a client that sends no bindings and then leaves
+         * GSS_C_CHANNEL_BOUND_FLAG unset; bindings that differ fail with GSS_S_BAD_BINDINGS. */
+        struct gss_channel_bindings_struct cb = {
+            .initiator_addrtype = GSS_C_AF_UNSPEC,
+            .acceptor_addrtype = GSS_C_AF_UNSPEC,
+            .application_data = {.length = x->bindings_len, .value = x->bindings}};
+        bool bind = ep != EXTENDED_PROTECTION_NONE && x->bindings != NULL;
+        OM_uint32 flags = 0;
+        major = gss_accept_sec_context(&minor, &x->ctx, x->cred, &token,
+                                       bind ? &cb : GSS_C_NO_CHANNEL_BINDINGS, &client, NULL,
+                                       &reply, &flags, NULL, NULL);
         if (GSS_ERROR(major)) {
-            *reason = reason_of(major, minor);
+            *reason = GSS_ROUTINE_ERROR(major) == GSS_S_BAD_BINDINGS
+                          ? AUTH_REASON_CHANNEL_BINDING_MISMATCH
+                          : reason_of(major, minor);
             gss_text(major, minor, detail, detail_len);
             gss_release_buffer(&minor, &reply);
             gss_release_name(&minor, &client);
@@ -468,6 +494,14 @@ enum krb_step krb_exchange_step(struct krb_exchange *x, const unsigned char *in,
         }
         x->principal = display_name(client);
         gss_release_name(&minor, &client);
+        if (ep == EXTENDED_PROTECTION_REQUIRE && !(bind && (flags & GSS_C_CHANNEL_BOUND_FLAG))) {
+            *reason = AUTH_REASON_CHANNEL_BINDING_REQUIRED;
+            snprintf(detail, detail_len, "no channel binding to the TLS session");
+            free(*out);
+            *out = NULL;
+            *outlen = 0;
+            return KRB_STEP_FAILED;
+        }
         if (x->principal == NULL) {
             *reason = AUTH_REASON_KRB_ERROR;
             snprintf(detail, detail_len, "the client principal has no name");

@@ -199,9 +199,17 @@ static bool gssapi_continue(struct conn *c, void *session, struct sasl_exchange 
                             const struct auth_mech *m, const char *response, auth_done_fn done)
 {
     struct sasl_exchange *x = *slot;
-    if (x->krb == NULL)
+    if (x->krb == NULL) {
         x->krb = krb_exchange_new(auth_context_krb(x->ctx), conn_listener(c)->protocol,
                                   &conn_config(c)->kerberos);
+        unsigned char *end_point;
+        size_t len;
+        if (conn_config(c)->kerberos.extended_protection != EXTENDED_PROTECTION_NONE &&
+            conn_tls_channel_binding(c, false, &end_point, &len)) {
+            krb_exchange_bind(x->krb, end_point, len);
+            free(end_point);
+        }
+    }
     if (response == NULL) { /* no initial response: the client's first token comes next */
         conn_printf(c, "+ \r\n");
         return true;

@@ -440,3 +440,42 @@ def test_directory_binds_as_the_machine_account(samba_dc, realm, mail_tls, ctx):
     finally:
         s.stop()
     assert "service binds by SASL GSSAPI as POSTERN$@CORP.EXAMPLE.TEST" in s.log_text()
+
+
+# ---- channel binding (ExtendedProtection) -----------------------------------------------------
+
+def imap_bound(server, ctx, realm, binding):
+    """GSSAPI over implicit TLS with channel bindings: None, the session's, or `binding`."""
+    m = imaplib.IMAP4_SSL("127.0.0.1", server["imaps"], ssl_context=ctx)
+    data = sso.tls_end_point(m.sock) if binding == "session" else binding
+    try:
+        m.authenticate("GSSAPI", sso.GssClient(realm["cc"]["jdoe"], realm["krb5_conf"], host=HOST,
+                                               channel_binding=data))
+        return True
+    except imaplib.IMAP4.error:
+        return False
+    finally:
+        m.logout()
+
+
+def test_channel_binding_is_checked_when_the_client_sends_it(server, ctx, realm):
+    """ExtendedProtection allow (the default): bound to this TLS session or not bound."""
+    assert imap_bound(server, ctx, realm, "session")
+    assert imap_bound(server, ctx, realm, None)
+    assert not imap_bound(server, ctx, realm, b"tls-server-end-point:" + b"\0" * 32)
+    assert last_auth(server)["reason"] == "channel_binding_mismatch"
+
+
+def test_extended_protection_require(samba_dc, realm, mail_tls, ctx):
+    s = sso.SsoServer(samba_dc, mail_tls, realm["krb5_conf"],
+                      kerberos_block(realm, "    ExtendedProtection require\n"))
+    s.start()
+    try:
+        assert not imap_bound(s, ctx, realm, None)
+        ev = last_auth(s)
+        assert ev["reason"] == "channel_binding_required", ev
+        assert ev["login"] == principal("jdoe"), ev
+        assert imap_bound(s, ctx, realm, "session")
+        assert last_auth(s)["result"] == "allow"
+    finally:
+        s.stop()

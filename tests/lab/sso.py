@@ -26,11 +26,15 @@ class GssClient:
     """One RFC 4752 client exchange; call() answers each server challenge (decoded bytes)."""
 
     def __init__(self, ccache, krb5_conf, service="imap", host="mail.corp.example.test",
-                 authzid=b""):
+                 authzid=b"", channel_binding=None):
         self.gssapi = gssapi_module(ccache, krb5_conf)
         name = self.gssapi.Name("%s@%s" % (service, host),
                                 self.gssapi.NameType.hostbased_service)
-        self.ctx = self.gssapi.SecurityContext(name=name, usage="initiate")
+        bindings = None
+        if channel_binding is not None:   # application data, e.g. tls_end_point(sock)
+            bindings = self.gssapi.raw.ChannelBindings(application_data=channel_binding)
+        self.ctx = self.gssapi.SecurityContext(name=name, usage="initiate",
+                                               channel_bindings=bindings)
         self.authzid = authzid
         self.first_token = None
 
@@ -48,6 +52,14 @@ class GssClient:
         offer = self.ctx.unwrap(challenge).message
         assert offer[0] & 1, offer   # "no security layer" is offered
         return self.ctx.wrap(struct.pack("!I", 0x01000000) + self.authzid, False).message
+
+
+def tls_end_point(ssl_sock):
+    """RFC 5929 tls-server-end-point channel binding data, as Windows' Extended Protection
+    sends it: the prefix and the hash of the server's certificate (SHA-256 for the lab's
+    ECDSA-SHA256 and RSA-SHA256 certificates)."""
+    import hashlib
+    return b"tls-server-end-point:" + hashlib.sha256(ssl_sock.getpeercert(True)).digest()
 
 
 def ntlm_client(user, password, domain="CORP", workstation="WS01"):
