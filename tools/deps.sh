@@ -9,7 +9,7 @@ libevent-dev libgnutls28-dev libldap-dev libkrb5-dev libgsasl-dev libcmocka-dev
 libsqlite3-dev libgmime-3.0-dev libsasl2-dev libsasl2-modules-gssapi-mit libjansson-dev
 clang libclang-rt-14-dev clang-tidy clang-format cppcheck
 gnutls-bin openssl curl fetchmail
-isync mutt dnsmasq-base dovecot-imapd dovecot-pop3d
+isync mutt dnsmasq-base dovecot-imapd dovecot-pop3d dovecot-ldap
 slapd ldap-utils krb5-kdc krb5-admin-server krb5-user
 samba samba-ad-dc samba-ad-provision samba-dsdb-modules python3-samba winbind ldb-tools
 python3 python3-pytest python3-gssapi python3-ntlm-auth gsasl adcli
