@@ -836,7 +836,16 @@ void auth_decide_offline(struct auth_context *ctx, const struct config *c, struc
         auth_trace_step(t, "mechanism", verdict(r->reason), "%s", a->mech_name);
         return;
     }
-    bool allowed = policy_mech_allowed(a->login_type, a->tls, a->mech);
+    if ((a->mech->flags & MECH_KERBEROS && auth_context_krb(ctx) == NULL) ||
+        (a->mech->flags & MECH_NTLM && auth_context_ntlm(ctx) == NULL)) {
+        r->reason = AUTH_REASON_MECH_UNSUPPORTED; /* no kerberos / ntlm block */
+        auth_trace_step(t, "mechanism", verdict(r->reason), "%s is not configured", a->mech->name);
+        return;
+    }
+    /* Offline the context is not published (auth_mech_available() is the server's view):
+     * what LoginType says depends only on whether the mechanism sends a plaintext secret. */
+    const struct auth_mech transport = {a->mech->name, a->mech->flags & MECH_PLAINTEXT};
+    bool allowed = policy_mech_allowed(a->login_type, a->tls, &transport);
     auth_trace_step(t, "LoginType (POLICY.md §2)", allowed ? "pass" : "plaintext_requires_tls",
                     "%s over %s with %s", login_type_name(a->login_type),
                     a->tls ? "TLS" : "a cleartext connection", a->mech->name);

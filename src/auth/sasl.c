@@ -2,11 +2,14 @@
  * Kerberos acceptor, NTLM through an ntlm_auth helper; what they yield goes to the pipeline. */
 #include "postern/sasl.h"
 
+#include <errno.h>
 #include <gsasl.h>
-#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/timerfd.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "postern/conn.h"
 #include "postern/log.h"
@@ -20,25 +23,25 @@ static Gsasl *gsasl;
 enum exchange_kind { KIND_GSASL, KIND_GSSAPI, KIND_NTLM };
 
 struct sasl_exchange {
-    enum exchange_kind kind;
     /* PLAIN, LOGIN */
     Gsasl_session *session;
-    bool is_login; /* the LOGIN mechanism */
-    bool started;  /* the first step has run */
     char *authid, *authzid, *password;
     size_t password_len;
-    bool captured;
     /* GSSAPI, NTLM: the context whose keys or helpers the exchange uses (a reference) */
     struct auth_context *ctx;
     struct krb_exchange *krb;
+    struct helper *helper;       /* NTLM: leased from NEGOTIATE on (it keeps the challenge) */
+    struct conn_watch *deadline; /* NTLM: HelperTimeout for the client's AUTHENTICATE */
+    unsigned long long conn_id;
+    enum exchange_kind kind;
+    int deadline_fd;
+    bool is_login;          /* the LOGIN mechanism */
+    bool started;           /* the first step has run */
+    bool captured;          /* the validation callback has the credentials */
     bool have_authenticate; /* NTLM: the CHALLENGE went out, the AUTHENTICATE comes next */
-    struct helper *helper;  /* NTLM: leased from NEGOTIATE on (it keeps the challenge) */
     bool in_flight;         /* NTLM: the helper is asked on a worker; lines wait */
     bool orphaned;          /* freed while in flight: the worker's answer frees it */
-    unsigned long serial;   /* tells this exchange from a later one at the same address */
 };
-
-static atomic_ulong exchange_serial;
 
 static char *dup_or_null(const char *s)
 {
@@ -95,10 +98,11 @@ struct sasl_exchange *sasl_start(const char *mechanism)
         struct sasl_exchange *x = xcalloc(1, sizeof(*x));
         x->kind = gssapi ? KIND_GSSAPI : KIND_NTLM;
         x->ctx = ctx;
-        x->serial = atomic_fetch_add(&exchange_serial, 1) + 1;
+        x->deadline_fd = -1;
         return x;
     }
     struct sasl_exchange *x = xcalloc(1, sizeof(*x));
+    x->deadline_fd = -1;
     if (gsasl == NULL || gsasl_server_start(gsasl, mechanism, &x->session) != GSASL_OK) {
         free(x);
         return NULL;
@@ -167,6 +171,9 @@ void sasl_free(struct sasl_exchange *x)
     if (x->session)
         gsasl_finish(x->session);
     krb_exchange_free(x->krb);
+    conn_watch_free(x->deadline);
+    if (x->deadline_fd >= 0)
+        close(x->deadline_fd);
     /* a helper that sent a CHALLENGE starts afresh with the next YR */
     helper_release(auth_context_ntlm(x->ctx), x->helper, true);
     auth_context_unref(x->ctx);
@@ -294,23 +301,34 @@ static void ntlm_negotiate_work(void *arg)
 
 /* A client that never answers the CHALLENGE must not keep its helper (there are only
  * Helpers of them) for the whole PreAuthenticatedConnectionTimeout: after HelperTimeout the
- * helper goes back, and a late AUTHENTICATE is refused. */
-struct ntlm_deadline {
-    struct sasl_exchange **slot; /* the session's; it stays allocated until this has run */
-    unsigned long serial;
-    unsigned long long conn_id;
-};
-
+ * helper goes back, and a late AUTHENTICATE is refused. The clock is a timerfd under a
+ * conn_watch, which the exchange cancels when it ends (a conn_defer() timer could not be
+ * cancelled, and would keep the connection allocated). */
 static void ntlm_deadline_passed(void *arg)
 {
-    struct ntlm_deadline *d = arg;
-    struct sasl_exchange *x = *d->slot;
-    if (x && x->serial == d->serial && x->helper && !x->in_flight) {
-        log_info("conn %llu: NTLM: no AUTHENTICATE in time; its helper is free again", d->conn_id);
+    struct sasl_exchange *x = arg;
+    if (x->helper && !x->in_flight) {
+        log_info("conn %llu: NTLM: no AUTHENTICATE in time; its helper is free again",
+                 (unsigned long long)x->conn_id);
         helper_release(auth_context_ntlm(x->ctx), x->helper, true);
         x->helper = NULL;
     }
-    free(d);
+}
+
+static void ntlm_deadline_start(struct sasl_exchange *x, struct conn *c, unsigned seconds)
+{
+    x->deadline_fd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+    struct itimerspec when = {.it_value = {.tv_sec = (time_t)seconds}};
+    if (x->deadline_fd < 0 || timerfd_settime(x->deadline_fd, 0, &when, NULL) < 0 ||
+        (x->deadline = conn_watch_new(c, x->deadline_fd, ntlm_deadline_passed, x)) == NULL) {
+        log_warning("conn %llu: NTLM: no timer for the exchange: %s",
+                    (unsigned long long)conn_id(c), strerror(errno));
+        if (x->deadline_fd >= 0)
+            close(x->deadline_fd);
+        x->deadline_fd = -1;
+        return;
+    }
+    x->conn_id = conn_id(c);
 }
 
 static void ntlm_negotiate_done(void *arg)
@@ -324,11 +342,7 @@ static void ntlm_negotiate_done(void *arg)
         if (j->challenge) {
             x->have_authenticate = true;
             conn_printf(j->conn, "+ %s\r\n", j->challenge);
-            struct ntlm_deadline *d = xcalloc(1, sizeof(*d));
-            *d = (struct ntlm_deadline){
-                .slot = j->slot, .serial = x->serial, .conn_id = conn_id(j->conn)};
-            conn_defer(j->conn, conn_config(j->conn)->ntlm.helper_timeout * 1000u,
-                       ntlm_deadline_passed, d);
+            ntlm_deadline_start(x, j->conn, conn_config(j->conn)->ntlm.helper_timeout);
             conn_pause_input(j->conn, false); /* lines that came early are taken now */
         } else {
             conn_pause_input(j->conn, true);

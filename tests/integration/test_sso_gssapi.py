@@ -479,3 +479,47 @@ def test_extended_protection_require(samba_dc, realm, mail_tls, ctx):
         assert last_auth(s)["result"] == "allow"
     finally:
         s.stop()
+
+
+# ---- reload and the offline tools --------------------------------------------------------------
+
+def test_reload_rereads_a_changed_keytab_as_user(samba_dc, realm, mail_tls, ctx):
+    """A keytab readable by root only is read at start; when it changes, a reload (as User)
+    cannot read it and keeps the running keys. Owned by User, it is read again."""
+    import pwd
+    keytab = os.path.join(realm["dir"], "reload.keytab")
+    shutil.copy(realm["keytab"], keytab)
+    os.chmod(keytab, 0o600)
+    s = sso.SsoServer(samba_dc, mail_tls, realm["krb5_conf"],
+                      "kerberos {\n    Keytab %s\n    HostName %s\n}\n" % (keytab, HOST))
+    # the service password too must be readable by User for a reload to build a new context
+    os.chown(os.path.join(s.dir, "ldap.secret"), pwd.getpwnam("nobody").pw_uid, -1)
+    s.start()
+    try:
+        os.utime(keytab)
+        s.reload()
+        assert "keytab changed but cannot be read again" in s.log_text()
+        assert "reload.keytab: Permission denied" in s.log_text()
+        ok, text = imap_gssapi(s, ctx, realm, "jdoe")
+        assert ok, text
+        os.chown(keytab, pwd.getpwnam("nobody").pw_uid, -1)
+        os.utime(keytab, (time.time() + 5, time.time() + 5))
+        s.reload()
+        assert s.log_text().count("kerberos: GSSAPI with") == 2, s.log_text()[-2000:]
+        ok, text = imap_gssapi(s, ctx, realm, "asmith")
+        assert ok, text
+    finally:
+        s.stop()
+
+
+def test_posternctl_explain_a_principal(server, realm):
+    """The pipeline's resolution and policy for a principal, offline (no ticket needed)."""
+    exe = os.environ.get("POSTERNCTL") or os.path.join(postern.ROOT, "build", "posternctl")
+    env = dict(os.environ, KRB5_CONFIG=realm["krb5_conf"])
+    for who, verdict in (("jdoe@CORP.EXAMPLE.TEST", "ok"),
+                         ("dadmin@CORP.EXAMPLE.TEST", "privileged_account"),
+                         ("jdoe@OTHER.REALM", "unknown_realm")):
+        done = subprocess.run([exe, "-c", server.conf, "explain", "--mech", "GSSAPI",
+                               "--format", "json", who], capture_output=True, text=True,
+                              env=env, timeout=30)
+        assert verdict in done.stdout, (who, done.stdout, done.stderr)
