@@ -236,10 +236,11 @@ def deliver(server, key, message, folder="INBOX"):
         while d != server.mail_root and d.startswith(server.mail_root):
             os.chown(d, pw.pw_uid, pw.pw_gid)
             d = os.path.dirname(d)
+    # mtimes in delivery order, one microsecond apart, so that "oldest first" is well defined
+    # (set before the rename: a running server may move the file on at once)
+    os.utime(tmp, ns=(now, now + _deliveries * 1000))
     final = os.path.join(maildir, "new", name)
     os.rename(tmp, final)
-    # mtimes in delivery order, one microsecond apart, so that "oldest first" is well defined
-    os.utime(final, ns=(now, now + _deliveries * 1000))
     return final
 
 
