@@ -16,15 +16,31 @@ import shutil
 import signal
 import sys
 import time
+import uuid
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 
-from tests.lab import Kdc, LabError, Slapd, postern, ports, tls  # noqa: E402
+from tests.lab import Kdc, LabError, Slapd, ad, postern, ports, tls  # noqa: E402
 
 MAIL_PORTS = {"imap": 10143, "imaps": 10993, "pop3": 10110, "pop3s": 10995}
 LDAP_PORT, KDC_PORT = 10389, 10088
 PASSWORD = "Demo-Pass-1"
+
+
+WELCOME = """From: postern demo <postmaster@example.test>
+To: {name} <{user}@example.test>
+Subject: Welcome to the postern demo
+Date: Sun, 22 Nov 2026 09:00:00 +0000
+Message-ID: <welcome-{user}@example.test>
+MIME-Version: 1.0
+Content-Type: text/plain; charset=utf-8
+
+Hello {name},
+
+this message was delivered into your Maildir by the demo. Read it, flag it, move it or
+delete it over IMAP, or download it over POP3.
+""".replace("\n", "\r\n")
 
 
 def main():
@@ -79,7 +95,7 @@ def main():
         kerberos = "kerberos {\n    Keytab %s\n    HostName localhost %s\n}\n" % (
             keytab, kdc.service_host)
         server = postern.Posternd(tls.TlsFiles(ca_cert, ca_key, cert, key), listeners=listeners,
-                                  directory=demo, log_level="info",
+                                  directory=demo, log_level="info", mail=True,
                                   global_extra=postern.directory_block(slapd, demo,
                                                                        logins="FailureDelay 2s")
                                   + kerberos)
@@ -87,6 +103,10 @@ def main():
         os.chmod(key, 0o640)  # write_config() relaxes test keys; the demo keeps its own mode
         server.start()
         started.append(server)
+        # a message in jdoe's and asmith's INBOX, delivered as an MTA would
+        for user, name in (("jdoe", "John Doe"), ("asmith", "Anna Smith")):
+            key = str(uuid.UUID(bytes_le=ad.fixed_guid(user)))
+            postern.deliver(server, key, WELCOME.format(name=name, user=user))
 
         rel = lambda path: os.path.relpath(path, os.getcwd())  # noqa: E731
         print("postern demo ready: IMAP STARTTLS 127.0.0.1:%d, IMAPS 127.0.0.1:%d, "
@@ -106,10 +126,12 @@ Kerberos (GSSAPI) without a password:
   export KRB5_CONFIG={krb5}; echo {pw} | kinit jdoe
   curl --cacert {ca} --login-options AUTH=GSSAPI -u : -X NOOP imaps://localhost:10993/
 jdoe logs in as jdoe, EXAMPLE\\jdoe or jdoe@example.test; asmith only as asmith@example.test
-(her alias anna differs from her account name); Administrator is always refused. Mailbox
-commands arrive with the store. Every attempt is in {audit}. Server log: {log}.
+(her alias anna differs from her account name); Administrator is always refused; their INBOX holds a welcome message (mail lives in {mail}/<objectGUID>, Maildir++):
+  mutt -f imaps://jdoe@localhost:10993/ -e 'set ssl_ca_certificates_file={ca}'
+Every attempt is in {audit}. Server log: {log}.
 Ctrl-C stops the demo.""".format(ca=rel(ca_cert), pw=PASSWORD, audit=rel(server.audit),
-                                  log=rel(server.log), krb5=rel(kdc.krb5_conf)), flush=True)
+                                  log=rel(server.log), krb5=rel(kdc.krb5_conf),
+                                  mail=rel(server.mail_root)), flush=True)
 
         while not stop:
             for name, alive in (("posternd", server.proc.poll() is None),

@@ -38,6 +38,11 @@ def test_demo_serves_all_four_listeners_and_stops_cleanly(tmp_path):
             assert w.line().startswith("* OK [CAPABILITY IMAP4rev1")
             reply = w.command("a1", "LOGIN jdoe Demo-Pass-1")
             assert reply[-1].startswith("a1 OK"), reply
+            # the demo delivered a welcome message into jdoe's INBOX
+            reply = w.command("a2", "SELECT INBOX")
+            assert "* 1 EXISTS" in reply and reply[-1].startswith("a2 OK"), reply
+            reply = w.command("a3", "FETCH 1 (BODY.PEEK[HEADER.FIELDS (SUBJECT)])")
+            assert any("Welcome to the postern demo" in line for line in reply), reply
         with Wire(10993, tls_context=ctx) as w:
             w.line()
             for tag, login, ok in (("b1", "asmith", False), ("b2", "asmith@example.test", True),
