@@ -95,9 +95,10 @@ struct helper_pool;
 struct helper;
 struct helper_pool *helper_pool_new(const struct ntlm_settings *n);
 void helper_pool_free(struct helper_pool *p);
-/* An idle helper, or a new one while fewer than Helpers run. NULL: none can be had. Blocking
- * (spawns): workers only. */
-struct helper *helper_lease(struct helper_pool *p);
+/* An idle helper, or a new one while fewer than Helpers run; when all are leased, waits up to
+ * wait_ms for one to come back if fewer than max_waiters workers wait already. NULL: none
+ * can be had. Blocking (spawns, waits): workers only. */
+struct helper *helper_lease(struct helper_pool *p, unsigned wait_ms, unsigned max_waiters);
 /* Sends one request line, reads one reply line within HelperTimeout (poll on non-blocking
  * pipes). false: the helper wrote nothing usable (exited, timed out, line too long). */
 bool helper_ask(struct helper_pool *p, struct helper *h, const char *request, char **reply);

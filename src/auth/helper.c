@@ -34,6 +34,8 @@ struct helper {
 
 struct helper_pool {
     pthread_mutex_t lock;
+    pthread_cond_t released; /* a helper went back idle, or a place to start one is free */
+    unsigned waiting;        /* workers waiting in helper_lease() */
     char **argv;
     unsigned max, timeout_ms;
     unsigned running; /* leased + idle */
@@ -46,6 +48,7 @@ struct helper_pool *helper_pool_new(const struct ntlm_settings *n)
 {
     struct helper_pool *p = xcalloc(1, sizeof(*p));
     pthread_mutex_init(&p->lock, NULL);
+    pthread_cond_init(&p->released, NULL);
     p->argv = xcalloc(n->n_helper_options + 3, sizeof(char *));
     p->argv[0] = xstrdup(n->helper);
     p->argv[1] = xstrdup("--helper-protocol=squid-2.5-ntlmssp");
@@ -100,6 +103,7 @@ static void end_helper(struct helper_pool *p, struct helper *h, bool signal_it)
     }
     p->ended[p->n_ended++] = h->pid;
     p->running--;
+    pthread_cond_signal(&p->released);
     free(h->buf);
     free(h);
 }
@@ -114,6 +118,7 @@ static void *reaper(void *arg)
         free(p->argv[i]);
     free(p->argv);
     free(p->ended);
+    pthread_cond_destroy(&p->released);
     pthread_mutex_destroy(&p->lock);
     free(p);
     return NULL;
@@ -186,18 +191,50 @@ static struct helper *spawn_helper(struct helper_pool *p)
     return h;
 }
 
-struct helper *helper_lease(struct helper_pool *p)
+struct helper *helper_lease(struct helper_pool *p, unsigned wait_ms, unsigned max_waiters)
 {
     pthread_mutex_lock(&p->lock);
     reap(p, 0);
-    struct helper *h = p->idle;
-    if (h) {
-        p->idle = h->next;
-        h->next = NULL;
-    } else if (p->running < p->max) {
-        h = spawn_helper(p);
-        if (h)
-            p->running++;
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_sec += (time_t)(wait_ms / 1000);
+    until.tv_nsec += (long)(wait_ms % 1000) * 1000000L;
+    if (until.tv_nsec >= 1000000000L) {
+        until.tv_sec++;
+        until.tv_nsec -= 1000000000L;
+    }
+    struct helper *h = NULL;
+    for (;;) {
+        if ((h = p->idle) != NULL) {
+            p->idle = h->next;
+            h->next = NULL;
+            /* an idle helper has nothing to say: output or a hang-up means it died (or was
+             * killed) meanwhile */
+            struct pollfd pfd = {.fd = h->from_fd, .events = POLLIN};
+            if (poll(&pfd, 1, 0) != 0) {
+                log_warning("ntlm: idle helper pid %ld has exited", (long)h->pid);
+                end_helper(p, h, true);
+                h = NULL;
+                continue;
+            }
+            break;
+        }
+        if (p->running < p->max) {
+            h = spawn_helper(p);
+            if (h)
+                p->running++;
+            break;
+        }
+        /* Every helper serves an exchange whose client is answering its CHALLENGE, usually
+         * within a round trip: wait a little, but never with so many workers that the
+         * AUTHENTICATE steps (which release helpers) find none to run on. */
+        if (p->waiting >= max_waiters)
+            break;
+        p->waiting++;
+        int rc = pthread_cond_timedwait(&p->released, &p->lock, &until);
+        p->waiting--;
+        if (rc != 0)
+            break;
     }
     unsigned running = p->running;
     pthread_mutex_unlock(&p->lock);
@@ -214,6 +251,7 @@ void helper_release(struct helper_pool *p, struct helper *h, bool reusable)
     if (reusable && h->len == 0) {
         h->next = p->idle;
         p->idle = h;
+        pthread_cond_signal(&p->released);
     } else {
         end_helper(p, h, true);
         reap(p, 0);

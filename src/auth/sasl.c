@@ -266,7 +266,8 @@ struct ntlm_job {
     const struct auth_mech *mech;
     auth_done_fn done;
     char *request;
-    char *challenge; /* base64 from "TT", or NULL */
+    char *challenge;               /* base64 from "TT", or NULL */
+    unsigned wait_ms, max_waiters; /* for a helper, when all are leased */
 };
 
 static void ntlm_negotiate_work(void *arg)
@@ -274,9 +275,11 @@ static void ntlm_negotiate_work(void *arg)
     struct ntlm_job *j = arg;
     struct sasl_exchange *x = j->x;
     struct helper_pool *pool = auth_context_ntlm(x->ctx);
-    /* a helper that died while idle is noticed here: one more try with a new one */
+    /* a helper that died while idle and was not noticed at the lease is noticed here: one
+     * more try with another */
     for (int tries = 0; tries < 2 && j->challenge == NULL; tries++) {
-        if (x->helper == NULL && (x->helper = helper_lease(pool)) == NULL)
+        if (x->helper == NULL &&
+            (x->helper = helper_lease(pool, j->wait_ms, j->max_waiters)) == NULL)
             return;
         char *reply;
         if (!helper_ask(pool, x->helper, j->request, &reply)) {
@@ -440,6 +443,10 @@ static bool ntlm_continue(struct conn *c, void *session, struct sasl_exchange **
         size_t n = strlen(response) + 4;
         j->request = xmalloc(n);
         snprintf(j->request, n, "YR %s", response);
+        /* at most half the workers wait for a helper; the others run the AUTHENTICATE steps
+         * that give helpers back */
+        j->wait_ms = conn_config(c)->ntlm.helper_timeout * 1000u;
+        j->max_waiters = conn_config(c)->worker_threads / 2;
         x->in_flight = true;
         if (!conn_submit(c, ntlm_negotiate_work, ntlm_negotiate_done, j)) {
             x->in_flight = false;

@@ -810,7 +810,7 @@ struct config *config_parse(const char *path, const char *text, size_t len, char
     c->logins.penalty_max_ms = 15 * 60 * 1000;
     c->kerberos.extended_protection = EXTENDED_PROTECTION_ALLOW;
     c->ntlm.helper = xstrdup("/usr/bin/ntlm_auth");
-    c->ntlm.max_helpers = 4;
+    c->ntlm.max_helpers = 16;
     c->ntlm.helper_timeout = 10;
     if (err && errlen)
         err[0] = '\0';

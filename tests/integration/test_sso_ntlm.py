@@ -251,27 +251,34 @@ def test_a_helper_killed_mid_exchange_fails_that_attempt_only(server, ctx):
 
 
 def test_the_pool_is_bounded(winbind, server_tls, ctx):
-    """Helpers 2: a third exchange at the same time gets none, and says so; the two go on."""
+    """Helpers 2, WorkerThreads 2: two exchanges hold the helpers, a third waits for one (one
+    worker may wait), a fourth is refused at once; when the first ends, the third goes on."""
     s = sso.SsoServer(winbind, server_tls, winbind.krb5_conf(),
-                      ntlm_block(winbind, "    Helpers 2\n"))
+                      "WorkerThreads 2\n" + ntlm_block(winbind, "    Helpers 2\n"))
     s.start()
     try:
-        wires, clients, answers = [], [], []
-        for tag in ("a", "b", "c"):   # one after the other: each holds its helper
+        wires, clients = {}, {}
+        for tag in "abcd":
             w = Wire(s["imaps"], tls_context=ctx)
             w.line()
             c = sso.ntlm_client("jdoe", PW)
             w.send("%s AUTHENTICATE NTLM %s\r\n" % (tag, base64.b64encode(c(b"")).decode()))
-            answers.append(w.line())
-            wires.append(w)
-            clients.append(c)
-        assert [a.startswith("+ ") for a in answers] == [True, True, False], answers
-        assert answers[2].startswith("c NO"), answers
+            wires[tag], clients[tag] = w, c
+            if tag in "ab":   # one after the other: each holds its helper
+                clients[tag].challenge = w.line()
+                assert clients[tag].challenge.startswith("+ ")
+            time.sleep(0.2 if tag == "c" else 0)
+        assert wires["d"].line().startswith("d NO")
         assert last_auth(s)["reason"] == "ntlm_helper_unavailable"
-        for tag, w, c, line in zip("ab", wires, clients, answers):
+        with pytest.raises(TimeoutError):
+            wires["c"].line(timeout=0.3)    # c is still waiting
+        for tag in "ac":
+            w, c = wires[tag], clients[tag]
+            line = c.challenge if tag == "a" else w.line()
+            assert line.startswith("+ "), line
             w.send(base64.b64encode(c(base64.b64decode(line[2:]))).decode() + "\r\n")
             assert w.until_tagged(tag)[-1].startswith(tag + " OK")
-        for w in wires:
+        for w in wires.values():
             w.close()
         assert len(s.helper_pids()) == 2
     finally:
@@ -280,7 +287,8 @@ def test_the_pool_is_bounded(winbind, server_tls, ctx):
 
 def test_a_client_that_never_answers_gives_its_helper_back(winbind, server_tls, ctx):
     """Helpers 1, HelperTimeout 1s: a silent client holds the only helper for a second, not
-    for the connection's whole idle timeout; its late AUTHENTICATE is refused."""
+    for the connection's whole idle timeout (another client waits for it meanwhile); its late
+    AUTHENTICATE is refused."""
     s = sso.SsoServer(winbind, server_tls, winbind.krb5_conf(),
                       ntlm_block(winbind, "    Helpers 1\n    HelperTimeout 1s\n"))
     s.start()
@@ -291,11 +299,10 @@ def test_a_client_that_never_answers_gives_its_helper_back(winbind, server_tls, 
         slow.send("a AUTHENTICATE NTLM %s\r\n" % base64.b64encode(c(b"")).decode())
         challenge = slow.line()
         assert challenge.startswith("+ "), challenge
-        ok, text = imap_ntlm(s, ctx, "asmith")          # the only helper is taken
-        assert not ok and last_auth(s)["reason"] == "ntlm_helper_unavailable"
-        time.sleep(1.5)
-        ok, text = imap_ntlm(s, ctx, "asmith")          # and free again
+        t0 = time.monotonic()
+        ok, text = imap_ntlm(s, ctx, "asmith")   # waits for the only helper, which comes back
         assert ok, text
+        assert 0.5 < time.monotonic() - t0 < 5
         slow.send(base64.b64encode(c(base64.b64decode(challenge[2:]))).decode() + "\r\n")
         assert slow.until_tagged("a")[-1].startswith("a NO")
         assert last_auth(s)["reason"] == "ntlm_helper_unavailable"

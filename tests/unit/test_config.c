@@ -648,7 +648,7 @@ static void test_kerberos_and_ntlm_blocks(void **state)
     assert_false(c->ntlm.configured);
     assert_int_equal(c->kerberos.extended_protection, EXTENDED_PROTECTION_ALLOW);
     assert_string_equal(c->ntlm.helper, "/usr/bin/ntlm_auth");
-    assert_int_equal(c->ntlm.max_helpers, 4);
+    assert_int_equal(c->ntlm.max_helpers, 16);
     assert_int_equal(c->ntlm.helper_timeout, 10);
     config_unref(c);
     c = parse_ok(DIRECTORY_BLOCK "kerberos {\n    Keytab /etc/postern/postern.keytab\n"
