@@ -114,7 +114,7 @@ def tls_ctx(test_ca):
 # ============================================================================
 # Samba AD DC lab: one real Samba Active Directory domain controller per test
 # session (realm CORP.EXAMPLE.TEST, NetBIOS CORP), provisioned in a pytest tmp
-# dir and bound to one loopback address (127.0.0.12, or the next free one).
+# dir and bound to one loopback address (a free one of 127.0.0.12-40).
 # Provisioning takes ~10 s, hence session scope. Logic lives in tests/lab/samba.py.
 # ============================================================================
 

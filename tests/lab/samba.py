@@ -104,10 +104,14 @@ def _filetime(when):
 
 
 def free_address(first=12, last=40):
-    """The first 127.0.0.N (N from `first`) where nothing listens on the DC's main ports, so
-    two test runs on one machine (say, CI and a developer) get a DC each. (A bind test would
-    be fooled by the TIME_WAIT sockets a stopped DC leaves; samba uses SO_REUSEADDR.)"""
-    for n in range(first, last + 1):
+    """A 127.0.0.N (first <= N <= last) where nothing listens on the DC's main ports, so two
+    test runs on one machine (say, CI and a developer) get a DC each; tried in random order,
+    so that runs starting at the same moment rarely pick the same one. (A bind test would be
+    fooled by the TIME_WAIT sockets a stopped DC leaves; samba uses SO_REUSEADDR.)"""
+    import random
+    candidates = list(range(first, last + 1))
+    random.shuffle(candidates)
+    for n in candidates:
         host = "127.0.0.%d" % n
         if not any(ports.tcp_accepts(host, port) for port in DC_PORTS):
             return host
