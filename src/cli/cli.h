@@ -44,6 +44,7 @@ int cli_audit_directory(struct cli *cli);
 int cli_audit_log(struct cli *cli);
 int cli_sessions(struct cli *cli);
 int cli_kick(struct cli *cli);
+int cli_join(struct cli *cli);
 
 /* "posternctl NAME: message" on stderr. */
 void cli_error(const struct cli *cli, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

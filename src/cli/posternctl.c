@@ -26,6 +26,8 @@ static const struct cli_command COMMANDS[] = {
      CONFIG_OPTIONAL, cli_audit_log},
     {"sessions", "sessions [--format table|json]", CONFIG_REQUIRED, cli_sessions},
     {"kick", "kick SESSION-ID|--account NAME", CONFIG_REQUIRED, cli_kick},
+    {"join", "join --domain D --host FQDN... [--dc DC] [--computer-name N] [--keytab F]",
+     CONFIG_OPTIONAL, cli_join},
 };
 
 static void usage(FILE *out)

@@ -523,3 +523,35 @@ def test_posternctl_explain_a_principal(server, realm):
                                "--format", "json", who], capture_output=True, text=True,
                               env=env, timeout=30)
         assert verdict in done.stdout, (who, done.stdout, done.stderr)
+
+
+def test_posternctl_join(samba_dc, realm, mail_tls, ctx):
+    """posternctl join runs adcli for the names of the kerberos block: one computer account,
+    imap/ and pop/ SPNs for each name, a keytab owned by User with mode 0600 that posternd
+    then accepts tickets for every name with."""
+    import pwd
+    exe = os.environ.get("POSTERNCTL") or os.path.join(postern.ROOT, "build", "posternctl")
+    names = ("mail2.corp.example.test", "mail3.corp.example.test")
+    keytab = os.path.join(realm["dir"], "joined2.keytab")
+    s = sso.SsoServer(samba_dc, mail_tls, realm["krb5_conf"],
+                      "kerberos {\n    Keytab %s\n    HostName %s\n}\n" % (keytab, " ".join(names)))
+    done = subprocess.run([exe, "-c", s.conf, "join", "--domain", samba_dc.domain, "--realm",
+                           samba_dc.realm, "--dc", samba_dc.host, "--computer-name", "POSTERN2"],
+                          input=samba_dc.admin_pw + "\n", capture_output=True, text=True,
+                          env=dict(os.environ, KRB5_CONFIG=realm["krb5_conf"]), timeout=120)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "kerberos {" in done.stdout and "HostName %s" % " ".join(names) in done.stdout
+    st = os.stat(keytab)
+    assert st.st_mode & 0o777 == 0o600 and st.st_uid == pwd.getpwnam("nobody").pw_uid
+    spns = {x.lower() for x in samba_dc.spns("POSTERN2$")}
+    assert {"%s/%s" % (svc, n) for svc in ("imap", "pop") for n in names} <= spns, spns
+    s.start()
+    try:
+        for name in names:
+            m = imaplib.IMAP4_SSL("127.0.0.1", s["imaps"], ssl_context=ctx)
+            m.authenticate("GSSAPI", sso.GssClient(realm["cc"]["jdoe"], realm["krb5_conf"],
+                                                   host=name))
+            m.logout()
+        assert last_auth(s, principal("jdoe"))["result"] == "allow"
+    finally:
+        s.stop()
