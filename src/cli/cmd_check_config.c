@@ -13,6 +13,8 @@
 
 #include "cli.h"
 #include "clitext.h"
+#include "postern/auth.h"
+#include "postern/directory.h"
 #include "postern/util.h"
 
 enum severity { SEV_FAIL, SEV_WARN, SEV_INFO };
@@ -327,33 +329,55 @@ static bool world_accessible(const struct stat *st)
     return (st->st_mode & (S_IROTH | S_IWOTH | S_IWGRP)) != 0;
 }
 
-static void check_keytab(struct findings *f)
+/* A keytab as an auditor looks at it: there, owned by root, not open to others, readable as
+ * a keytab, and holding keys for every principal wanted ("name" without a realm matches in
+ * any realm; "imap/" followed by a star: any host). `label` names the directive in the findings. */
+struct keytab_want {
+    const char *label;
+    const char *path;
+    int line;
+    const char *const *principals;
+    size_t n_principals;
+    const char *missing_id; /* finding when a wanted principal has no key */
+    const char *purpose;    /* what fails without it */
+};
+
+static bool principal_matches(const char *have, const char *want)
 {
-    const struct directory_settings *d = &f->config->directory;
-    const char *path = d->client.keytab;
-    int line = d->keytab_line ? d->keytab_line : d->line;
+    size_t have_len = strchr(want, '@') ? strlen(have) : strcspn(have, "@");
+    size_t want_len = strlen(want);
+    if (want_len >= 2 && strcmp(want + want_len - 2, "/*") == 0)
+        return strncmp(have, want, want_len - 1) == 0;
+    return want_len == have_len && strncmp(have, want, have_len) == 0;
+}
+
+static void check_keytab(struct findings *f, const struct keytab_want *w)
+{
+    const char *path = w->path;
+    int line = w->line;
     struct stat st;
     bool exists = stat(path, &st) == 0;
     if (!exists || !S_ISREG(st.st_mode)) {
         add(f, "KEYTAB_MISSING", SEV_FAIL, line,
-            "export the service account's keys (ktutil, samba-tool domain exportkeytab, or "
-            "msktutil) to this file",
-            "BindKeytab %s: %s: the server cannot bind to the directory", path,
-            exists ? "is not a regular file" : strerror(errno));
+            "export the service account's keys (adcli join, samba-tool domain exportkeytab, "
+            "ktutil or msktutil) to this file",
+            "%s %s: %s: %s", w->label, path, exists ? "is not a regular file" : strerror(errno),
+            w->purpose);
         return;
     }
     if (world_accessible(&st))
         add(f, "KEYTAB_ACCESSIBLE_BY_OTHERS", SEV_FAIL, line,
             "chown root:postern and chmod 0640 (or 0600) the keytab",
-            "BindKeytab %s has mode %04o: the service account's keys are %s", path,
+            "%s %s has mode %04o: the service account's keys are %s", w->label, path,
             (unsigned)(st.st_mode & 07777),
             (st.st_mode & S_IROTH) ? "readable by every local user" : "writable by others");
     if (st.st_uid != 0)
         add(f, "KEYTAB_NOT_OWNED_BY_ROOT", SEV_WARN, line, "chown root the keytab",
-            "BindKeytab %s belongs to uid %u, who can replace the keys", path, (unsigned)st.st_uid);
+            "%s %s belongs to uid %u, who can replace the keys", w->label, path,
+            (unsigned)st.st_uid);
     if (access(path, R_OK) != 0 && errno == EACCES && geteuid() != 0) {
         add(f, "KEYTAB_KEYS_NOT_CHECKED", SEV_INFO, line, "run posternctl check-config as root",
-            "BindKeytab %s is not readable by this user, so its keys were not checked", path);
+            "%s %s is not readable by this user, so its keys were not checked", w->label, path);
         return;
     }
 
@@ -369,7 +393,7 @@ static void check_keytab(struct findings *f)
     krb5_kt_cursor cursor;
     krb5_error_code rc = krb5_kt_resolve(ctx, name, &kt);
     size_t entries = 0;
-    bool principal_found = d->client.bind_principal == NULL;
+    bool *found = xcalloc(w->n_principals ? w->n_principals : 1, sizeof(bool));
     if (rc == 0) {
         rc = krb5_kt_start_seq_get(ctx, kt, &cursor);
         if (rc == 0) {
@@ -377,12 +401,9 @@ static void check_keytab(struct findings *f)
             while ((rc = krb5_kt_next_entry(ctx, kt, &entry, &cursor)) == 0) {
                 entries++;
                 char *text = NULL;
-                if (!principal_found && krb5_unparse_name(ctx, entry.principal, &text) == 0) {
-                    const char *want = d->client.bind_principal;
-                    /* a principal written without its realm matches in any realm */
-                    size_t n = strchr(want, '@') ? strlen(text) : strcspn(text, "@");
-                    principal_found = strlen(want) == n && strncmp(text, want, n) == 0;
-                }
+                if (krb5_unparse_name(ctx, entry.principal, &text) == 0)
+                    for (size_t i = 0; i < w->n_principals; i++)
+                        found[i] = found[i] || principal_matches(text, w->principals[i]);
                 krb5_free_unparsed_name(ctx, text);
                 krb5_free_keytab_entry_contents(ctx, &entry);
             }
@@ -396,17 +417,110 @@ static void check_keytab(struct findings *f)
         const char *msg = krb5_get_error_message(ctx, rc);
         add(f, "KEYTAB_UNREADABLE", SEV_FAIL, line,
             "export the keys again; the file is not a keytab Kerberos can read",
-            "BindKeytab %s cannot be read as a keytab: %s", path, msg);
+            "%s %s cannot be read as a keytab: %s", w->label, path, msg);
         krb5_free_error_message(ctx, msg);
     } else if (entries == 0) {
         add(f, "KEYTAB_EMPTY", SEV_FAIL, line, "export the service account's keys to the file",
-            "BindKeytab %s holds no keys: the server cannot bind to the directory", path);
-    } else if (!principal_found) {
-        add(f, "KEYTAB_NO_KEY_FOR_PRINCIPAL", SEV_FAIL, line,
-            "export the keys of BindPrincipal, or correct BindPrincipal",
-            "BindKeytab %s holds no key for BindPrincipal %s", path, d->client.bind_principal);
+            "%s %s holds no keys: %s", w->label, path, w->purpose);
+    } else {
+        for (size_t i = 0; i < w->n_principals; i++)
+            if (!found[i])
+                add(f, w->missing_id, SEV_FAIL, line,
+                    "export the keys of that principal into the keytab (and register the SPN "
+                    "on the account)",
+                    "%s %s holds no key for %s: %s", w->label, path, w->principals[i], w->purpose);
     }
+    free(found);
     krb5_free_context(ctx);
+}
+
+static void check_bind_keytab(struct findings *f)
+{
+    const struct directory_settings *d = &f->config->directory;
+    const char *want[] = {d->client.bind_principal};
+    struct keytab_want w = {.label = "BindKeytab",
+                            .path = d->client.keytab,
+                            .line = d->keytab_line ? d->keytab_line : d->line,
+                            .principals = want,
+                            .n_principals = d->client.bind_principal ? 1 : 0,
+                            .missing_id = "KEYTAB_NO_KEY_FOR_PRINCIPAL",
+                            .purpose = "the server cannot bind to the directory"};
+    check_keytab(f, &w);
+}
+
+/* GSSAPI logins: keys for imap/<host> and pop/<host> of every HostName (any host without
+ * one), and each SPN registered on exactly one account of the directory (Kerberos tickets are
+ * issued for the account that holds the SPN; two holders break it). */
+static void check_kerberos(struct findings *f)
+{
+    const struct kerberos_settings *k = &f->config->kerberos;
+    if (!k->configured)
+        return;
+    size_t n = 2 * (k->n_host_names ? k->n_host_names : 1);
+    char **spns = xcalloc(n, sizeof(char *));
+    for (size_t i = 0; i < n; i++) {
+        const char *service = i % 2 ? "pop" : "imap";
+        const char *host = k->n_host_names ? k->host_names[i / 2] : "*";
+        size_t len = strlen(service) + strlen(host) + 2;
+        spns[i] = xmalloc(len);
+        snprintf(spns[i], len, "%s/%s", service, host);
+    }
+    struct keytab_want w = {.label = "Keytab",
+                            .path = k->keytab,
+                            .line = k->keytab_line ? k->keytab_line : k->line,
+                            .principals = (const char *const *)spns,
+                            .n_principals = n,
+                            .missing_id = "KEYTAB_NO_KEY_FOR_SPN",
+                            .purpose = "GSSAPI logins for that service and host fail"};
+    check_keytab(f, &w);
+    if (k->n_host_names == 0 || !f->config->directory.configured) {
+        for (size_t i = 0; i < n; i++)
+            free(spns[i]);
+        free(spns);
+        return;
+    }
+    char err[512] = "";
+    struct auth_context *ctx = auth_context_new(f->config, err, sizeof(err));
+    struct directory *dir = auth_context_directory(ctx);
+    for (size_t i = 0; dir != NULL && i < n; i++) {
+        char *esc = directory_escape_filter_value(spns[i], strlen(spns[i]));
+        size_t len = strlen(esc) + 32;
+        char *filter = xmalloc(len);
+        snprintf(filter, len, "(servicePrincipalName=%s)", esc);
+        free(esc);
+        struct account **found = NULL;
+        size_t n_found = 0, matched = 0;
+        enum directory_status st =
+            directory_find_accounts(dir, filter, &found, &n_found, 2, &matched, NULL);
+        free(filter);
+        if (st != DIRECTORY_OK)
+            add(f, "SPN_NOT_CHECKED", SEV_INFO, w.line,
+                "run check-config where the directory "
+                "answers",
+                "the directory could not be asked who holds %s (%s)", spns[i],
+                st == DIRECTORY_UNAVAILABLE ? "no directory server answered"
+                                            : "the search failed; see the warnings above");
+        else if (matched == 0)
+            add(f, "SPN_NOT_REGISTERED", SEV_FAIL, w.line,
+                "setspn -S (or samba-tool spn add, adcli update --service-name) on postern's "
+                "account",
+                "no account in the directory holds the SPN %s: the KDC issues no ticket for "
+                "it, so GSSAPI logins to that name fail",
+                spns[i]);
+        else if (matched > 1)
+            add(f, "SPN_DUPLICATE", SEV_FAIL, w.line,
+                "remove the SPN from every account but postern's (setspn -X lists duplicates)",
+                "%zu accounts hold the SPN %s: the KDC may encrypt tickets for the wrong one",
+                matched, spns[i]);
+        directory_free_accounts(found, n_found);
+    }
+    if (ctx == NULL && err[0])
+        add(f, "SPN_NOT_CHECKED", SEV_INFO, w.line, "fix the directory block",
+            "the directory client could not be built (%s), so SPNs were not checked", err);
+    auth_context_unref(ctx);
+    for (size_t i = 0; i < n; i++)
+        free(spns[i]);
+    free(spns);
 }
 
 static void check_directory(struct findings *f)
@@ -459,7 +573,7 @@ static void check_directory(struct findings *f)
             dc->bind_password_file, (unsigned)(st.st_mode & 07777),
             (st.st_mode & S_IROTH) ? "readable by every local user" : "writable by others");
     if (dc->keytab)
-        check_keytab(f);
+        check_bind_keytab(f);
 }
 
 /* ---- login forms (POLICY.md §1) -------------------------------------------------------- */
@@ -569,6 +683,7 @@ int cli_check_config(struct cli *cli)
     check_tls(&f);
     check_public_listeners(&f);
     check_directory(&f);
+    check_kerberos(&f);
     check_cross_mailbox(&f);
     if (f.n > 1)
         qsort(f.v, f.n, sizeof(*f.v), by_severity);
