@@ -82,6 +82,7 @@ enum directory_status {
     DIRECTORY_INVALID_CREDENTIALS, /* bind: resultCode 49 */
     DIRECTORY_UNAVAILABLE,         /* no server answered in time */
     DIRECTORY_ERROR,               /* anything else (protocol error, size limit, ...) */
+    DIRECTORY_NOT_FOUND,           /* directory_read_value(): no such value (or too long) */
 };
 
 struct directory;
@@ -110,6 +111,13 @@ enum directory_status directory_verify_password(struct directory *d, const char 
 enum directory_status directory_entry_matches(struct directory *d, const char *dn,
                                               const char *filter, bool *matches,
                                               const char **server);
+
+/* The first value of `attribute` of the entry `dn` (a base search as the service account),
+ * at most `max` bytes into out: for secrets that account lookups never read (an NT hash for
+ * local NTLMv2 verification). DIRECTORY_NOT_FOUND when there is none. */
+enum directory_status directory_read_value(struct directory *d, const char *dn,
+                                           const char *attribute, unsigned char *out, size_t max,
+                                           size_t *len);
 
 /* Every account under base_dn that matches `filter`, page by page (RFC 2696 paged results, as
  * AD requires beyond MaxPageSize): fn gets each decoded account, owns it (account_free), and

@@ -1684,6 +1684,58 @@ enum directory_status directory_entry_matches(struct directory *d, const char *d
     return status;
 }
 
+/* One value of one attribute of an entry, read as the service account: for secrets the account
+ * decoder never reads (an NT hash for local NTLMv2 verification). */
+struct value_ctx {
+    const char *dn;
+    const char *attribute;
+    unsigned char *out;
+    size_t max, len;
+    bool found;
+};
+
+static int value_op(struct directory *d, LDAP *ld, void *arg)
+{
+    struct value_ctx *v = arg;
+    v->found = false;
+    const char *attrs[] = {v->attribute, NULL};
+    LDAPMessage *res, *entry;
+    int rc = search_first(d, ld, v->dn, LDAP_SCOPE_BASE, "(objectClass=*)", attrs, &res, &entry);
+    struct berval **vals = entry ? ldap_get_values_len(ld, entry, v->attribute) : NULL;
+    if (rc == LDAP_SUCCESS && vals && vals[0] && vals[0]->bv_len <= v->max) {
+        memcpy(v->out, vals[0]->bv_val, vals[0]->bv_len);
+        v->len = vals[0]->bv_len;
+        v->found = true;
+    }
+    if (vals && vals[0])
+        wipe(vals[0]->bv_val, vals[0]->bv_len);
+    ldap_value_free_len(vals);
+    ldap_msgfree(res);
+    return rc;
+}
+
+enum directory_status directory_read_value(struct directory *d, const char *dn,
+                                           const char *attribute, unsigned char *out, size_t max,
+                                           size_t *len)
+{
+    *len = 0;
+    if (d == NULL || dn == NULL || attribute == NULL)
+        return DIRECTORY_ERROR;
+    struct value_ctx v = {.dn = dn, .attribute = attribute, .out = out, .max = max};
+    int code;
+    const char *uri = NULL;
+    enum directory_status status = run_op(d, &d->lookup, value_op, &v, &code, &uri);
+    if (status == DIRECTORY_OK && code != LDAP_SUCCESS && code != LDAP_NO_SUCH_OBJECT) {
+        log_warning("directory: %s: reading %s of %s: %s (%d)", uri, attribute, dn,
+                    ldap_err2string(code), code);
+        status = DIRECTORY_ERROR;
+    }
+    if (status == DIRECTORY_OK && !v.found)
+        status = DIRECTORY_NOT_FOUND;
+    *len = v.len;
+    return status;
+}
+
 /* ------------------------------------------------------------------------------------------ */
 /* Paged scans (RFC 2696): AD answers at most MaxPageSize (1000) entries per search otherwise */
 
