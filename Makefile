@@ -7,6 +7,8 @@
 #   make lint         cppcheck and clang-tidy, warnings are errors
 #   make fuzz         build the libFuzzer targets (build/fuzz/)
 #   make install PREFIX=/usr DESTDIR=/tmp/stage
+#   make bench        postern against Dovecot, five workloads (bench/README.md); as root
+#   make bench-smoke  a few seconds of each workload (for CI)
 
 PREFIX     ?= /usr/local
 SBINDIR    ?= $(PREFIX)/sbin
@@ -97,8 +99,8 @@ lint: deps
 lint-run:
 	cppcheck --quiet --error-exitcode=1 --enable=warning,performance,portability \
 	    --inline-suppr --std=c11 -D_GNU_SOURCE -Iinclude --suppress=missingIncludeSystem \
-	    src tests/unit tests/fuzz
-	clang-tidy --quiet $(LIB_SRCS) $(CLI_SRCS) src/posternd.c -- -std=gnu11 -D_GNU_SOURCE -Iinclude \
+	    src tests/unit tests/fuzz bench
+	clang-tidy --quiet $(LIB_SRCS) $(CLI_SRCS) src/posternd.c $(wildcard bench/*.c) -- -std=gnu11 -D_GNU_SOURCE -Iinclude \
 	    $(shell pkg-config --cflags $(PKGS))
 	clang-format --dry-run --Werror $(wildcard src/*.c src/*/*.c src/*/*.h include/postern/*.h)
 
@@ -149,5 +151,22 @@ install: $(BUILD)/posternd $(BUILD)/posternctl
 
 clean:
 	rm -rf build
+
+# Benchmarks against Dovecot (bench/README.md): not part of make check. The load generator
+# is one program; bench/run starts slapd, postern and Dovecot and drives it.
+.PHONY: bench bench-smoke
+BENCH_SRCS := $(sort $(wildcard bench/*.c))
+$(BUILD)/bench/postern-loadgen: $(BENCH_SRCS) bench/loadgen.h
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) $(ALL_LDFLAGS) -o $@ $(BENCH_SRCS) $(shell pkg-config --libs libevent gnutls)
+
+bench: deps
+	@$(MAKE) --no-print-directory $(BUILD)/posternd $(BUILD)/bench/postern-loadgen
+	$(PYTHON) bench/run --posternd $(BUILD)/posternd --loadgen $(BUILD)/bench/postern-loadgen
+
+bench-smoke: deps
+	@$(MAKE) --no-print-directory $(BUILD)/posternd $(BUILD)/bench/postern-loadgen
+	$(PYTHON) bench/run --smoke --posternd $(BUILD)/posternd \
+	    --loadgen $(BUILD)/bench/postern-loadgen
 
 -include $(LIB_OBJS:.o=.d) $(CLI_OBJS:.o=.d) $(BUILD)/obj/src/posternd.d $(FUZZ_OBJS:.o=.d)
