@@ -94,6 +94,8 @@ enum auth_reason {
     AUTH_REASON_NTLM_ANONYMOUS,           /* an anonymous NTLM AUTHENTICATE */
     AUTH_REASON_NTLM_IDENTITY_MISMATCH,   /* the DC verified someone else than was asked */
     AUTH_REASON_NTLM_HELPER_UNAVAILABLE,  /* no ntlm_auth answer (exited, BH, timeout, none free) */
+    AUTH_REASON_NTLM_MIC_MISMATCH,        /* local NTLMv2: the messages were changed */
+    AUTH_REASON_NTLM_NO_HASH,             /* local NTLMv2: the account has no NT hash */
 };
 
 const char *auth_reason_code(enum auth_reason r);

@@ -96,6 +96,9 @@ struct ntlm_settings {
     size_t n_helper_options;
     unsigned max_helpers;    /* helper processes at most (one per exchange in progress) */
     unsigned helper_timeout; /* seconds a helper may take to answer */
+    /* NTHashAttribute: verify NTLMv2 here from the account's NT hash in this attribute
+     * (OpenLDAP with Samba's schema: sambaNTPassword) instead of through ntlm_auth */
+    char *nt_hash_attribute;
 };
 
 /* The "logins { }" block: which login names work and how refusals behave (POLICY.md). */

@@ -89,6 +89,26 @@ bool ntlm_parse_negotiate(const unsigned char *msg, size_t len);
 bool ntlm_parse_authenticate(const unsigned char *msg, size_t len, struct ntlm_authenticate *out);
 void ntlm_authenticate_clear(struct ntlm_authenticate *a);
 
+/* Local NTLMv2 (for directories that hold NT hashes, e.g. OpenLDAP's sambaNTPassword): a
+ * CHALLENGE with target information (without KEY_EXCH), and the check of an AUTHENTICATE
+ * against it: NTProofStr from the NT hash, and the MIC when the client says it sent one.
+ * LM and NTLMv1 never get here (ntlmv1_refused). */
+size_t ntlm_make_challenge(const unsigned char server_challenge[8], const char *netbios_domain,
+                           const char *netbios_host, const char *dns_domain, const char *dns_host,
+                           uint64_t filetime, unsigned char *out, size_t outlen);
+#define NTLM_CHALLENGE_MAX 2700
+enum ntlm_verdict {
+    NTLM_VERDICT_OK,
+    NTLM_VERDICT_WRONG_PASSWORD, /* NTProofStr differs */
+    NTLM_VERDICT_BAD_MIC,        /* the message was changed (or its MIC is missing) */
+    NTLM_VERDICT_MALFORMED,
+};
+enum ntlm_verdict ntlm_verify_v2(const unsigned char nt_hash[16],
+                                 const unsigned char server_challenge[8],
+                                 const unsigned char *negotiate, size_t negotiate_len,
+                                 const unsigned char *challenge, size_t challenge_len,
+                                 const unsigned char *msg, size_t len);
+
 /* ---- ntlm_auth helpers (squid-2.5-ntlmssp: YR/TT, KK/AF/NA, BH) ---------------------------- */
 
 struct helper_pool;

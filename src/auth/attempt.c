@@ -96,6 +96,8 @@ static const char *const REASON_CODES[] = {
     [AUTH_REASON_NTLM_ANONYMOUS] = "ntlm_anonymous",
     [AUTH_REASON_NTLM_IDENTITY_MISMATCH] = "ntlm_identity_mismatch",
     [AUTH_REASON_NTLM_HELPER_UNAVAILABLE] = "ntlm_helper_unavailable",
+    [AUTH_REASON_NTLM_MIC_MISMATCH] = "ntlm_mic_mismatch",
+    [AUTH_REASON_NTLM_NO_HASH] = "ntlm_no_hash",
 };
 
 const char *auth_reason_code(enum auth_reason r)

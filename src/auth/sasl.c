@@ -3,6 +3,8 @@
 #include "postern/sasl.h"
 
 #include <errno.h>
+#include <gnutls/crypto.h>
+#include <gnutls/gnutls.h>
 #include <gsasl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,6 +14,7 @@
 #include <unistd.h>
 
 #include "postern/conn.h"
+#include "postern/directory.h"
 #include "postern/log.h"
 #include "postern/sso.h"
 #include "postern/util.h"
@@ -32,6 +35,11 @@ struct sasl_exchange {
     struct krb_exchange *krb;
     struct helper *helper;       /* NTLM: leased from NEGOTIATE on (it keeps the challenge) */
     struct conn_watch *deadline; /* NTLM: HelperTimeout for the client's AUTHENTICATE */
+    /* local NTLMv2 (NTHashAttribute): our challenge and the messages the MIC covers */
+    unsigned char *negotiate, *challenge_msg;
+    size_t negotiate_len, challenge_len;
+    unsigned char server_challenge[8];
+    bool local;
     unsigned long long conn_id;
     enum exchange_kind kind;
     int deadline_fd;
@@ -171,6 +179,8 @@ void sasl_free(struct sasl_exchange *x)
     if (x->session)
         gsasl_finish(x->session);
     krb_exchange_free(x->krb);
+    free(x->negotiate);
+    free(x->challenge_msg);
     conn_watch_free(x->deadline);
     if (x->deadline_fd >= 0)
         close(x->deadline_fd);
@@ -416,6 +426,121 @@ static void ntlm_verifier_free(struct auth_verifier *v)
     free(nv);
 }
 
+/* Local NTLMv2: the AUTHENTICATE checked on a worker from the account's NT hash, read then
+ * (as the service account) and wiped after use. */
+struct local_verifier {
+    struct auth_verifier base;
+    struct auth_context *ctx;
+    char *attribute;
+    unsigned char *negotiate, *challenge, *authenticate;
+    size_t negotiate_len, challenge_len, authenticate_len;
+    unsigned char server_challenge[8];
+};
+
+static int hex_value(unsigned char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    c |= 0x20;
+    return c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+}
+
+static enum auth_reason local_verify(struct auth_verifier *v, const struct account *account,
+                                     const char *netbios, unsigned *code)
+{
+    (void)netbios;
+    (void)code;
+    struct local_verifier *lv = (struct local_verifier *)v;
+    unsigned char raw[64], hash[16];
+    size_t len = 0;
+    enum directory_status st = directory_read_value(auth_context_directory(lv->ctx), account->dn,
+                                                    lv->attribute, raw, sizeof(raw), &len);
+    if (st == DIRECTORY_UNAVAILABLE)
+        return AUTH_REASON_DIRECTORY_UNAVAILABLE;
+    if (st == DIRECTORY_ERROR)
+        return AUTH_REASON_DIRECTORY_ERROR;
+    bool ok = st == DIRECTORY_OK && (len == 16 || len == 32);
+    if (ok && len == 16) {
+        memcpy(hash, raw, 16); /* binary */
+    } else {
+        for (size_t i = 0; ok && i < 16; i++) { /* sambaNTPassword: 32 hex digits */
+            int hi = hex_value(raw[2 * i]), lo = hex_value(raw[2 * i + 1]);
+            ok = hi >= 0 && lo >= 0;
+            hash[i] = ok ? (unsigned char)((unsigned)hi << 4 | (unsigned)lo) : 0;
+        }
+    }
+    wipe(raw, sizeof(raw));
+    if (!ok) {
+        wipe(hash, sizeof(hash));
+        return AUTH_REASON_NTLM_NO_HASH;
+    }
+    enum ntlm_verdict verdict =
+        ntlm_verify_v2(hash, lv->server_challenge, lv->negotiate, lv->negotiate_len, lv->challenge,
+                       lv->challenge_len, lv->authenticate, lv->authenticate_len);
+    wipe(hash, sizeof(hash));
+    switch (verdict) {
+    case NTLM_VERDICT_OK:
+        return AUTH_REASON_NONE;
+    case NTLM_VERDICT_WRONG_PASSWORD:
+        return AUTH_REASON_INVALID_CREDENTIALS;
+    case NTLM_VERDICT_BAD_MIC:
+        return AUTH_REASON_NTLM_MIC_MISMATCH;
+    case NTLM_VERDICT_MALFORMED:
+        break;
+    }
+    return AUTH_REASON_INVALID_INPUT;
+}
+
+static void local_verifier_free(struct auth_verifier *v)
+{
+    struct local_verifier *lv = (struct local_verifier *)v;
+    auth_context_unref(lv->ctx);
+    free(lv->attribute);
+    free(lv->negotiate);
+    free(lv->challenge);
+    free(lv->authenticate);
+    free(lv);
+}
+
+static unsigned char *copy_bytes(const unsigned char *p, size_t len)
+{
+    unsigned char *c = xmalloc(len ? len : 1);
+    memcpy(c, p, len);
+    return c;
+}
+
+/* Our own CHALLENGE: a fresh random server challenge, the domain's names as target info. */
+static bool local_challenge(struct sasl_exchange *x, struct conn *c, const unsigned char *neg,
+                            size_t neg_len)
+{
+    const struct config *cfg = conn_config(c);
+    char host[256] = "postern", nb_host[16];
+    if (gethostname(host, sizeof(host) - 1) != 0)
+        snprintf(host, sizeof(host), "postern");
+    size_t i = 0;
+    for (; host[i] && host[i] != '.' && i < sizeof(nb_host) - 1; i++)
+        nb_host[i] = (char)(host[i] >= 'a' && host[i] <= 'z' ? host[i] - 32 : host[i]);
+    nb_host[i] = '\0';
+    const char *domain = cfg->directory.domain ? cfg->directory.domain : host;
+    const char *netbios = cfg->directory.netbios ? cfg->directory.netbios : nb_host;
+    if (gnutls_rnd(GNUTLS_RND_NONCE, x->server_challenge, sizeof(x->server_challenge)) < 0)
+        return false;
+    unsigned char out[NTLM_CHALLENGE_MAX];
+    uint64_t filetime = ((uint64_t)time(NULL) + 11644473600ULL) * 10000000ULL;
+    size_t len = ntlm_make_challenge(x->server_challenge, netbios, nb_host, domain, host, filetime,
+                                     out, sizeof(out));
+    if (len == 0)
+        return false;
+    x->negotiate = copy_bytes(neg, neg_len);
+    x->negotiate_len = neg_len;
+    x->challenge_msg = copy_bytes(out, len);
+    x->challenge_len = len;
+    x->local = true;
+    x->have_authenticate = true;
+    send_challenge(c, out, len);
+    return true;
+}
+
 static bool ntlm_continue(struct conn *c, void *session, struct sasl_exchange **slot,
                           const struct auth_mech *m, const char *response, auth_done_fn done)
 {
@@ -432,6 +557,14 @@ static bool ntlm_continue(struct conn *c, void *session, struct sasl_exchange **
     }
     if (!x->have_authenticate) {
         bool ok = ntlm_parse_negotiate(msg, len);
+        if (ok && conn_config(c)->ntlm.nt_hash_attribute != NULL) {
+            ok = local_challenge(x, c, msg, len);
+            free(msg);
+            if (ok)
+                return true;
+            refuse(c, session, slot, m, "", AUTH_REASON_NTLM_HELPER_UNAVAILABLE, done);
+            return false;
+        }
         free(msg);
         if (!ok) {
             refuse(c, session, slot, m, "", AUTH_REASON_INVALID_INPUT, done);
@@ -459,12 +592,15 @@ static bool ntlm_continue(struct conn *c, void *session, struct sasl_exchange **
     }
     struct ntlm_authenticate am;
     bool ok = ntlm_parse_authenticate(msg, len, &am);
-    free(msg);
     if (!ok) {
+        free(msg);
         refuse(c, session, slot, m, "", AUTH_REASON_INVALID_INPUT, done);
         return false;
     }
-    if (x->helper == NULL) { /* the deadline took it: the challenge is gone */
+    unsigned char *authenticate = msg; /* local NTLMv2 checks it whole */
+    size_t authenticate_len = len;
+    if (!x->local && x->helper == NULL) { /* the deadline took it: the challenge is gone */
+        free(authenticate);
         ntlm_authenticate_clear(&am);
         refuse(c, session, slot, m, "", AUTH_REASON_NTLM_HELPER_UNAVAILABLE, done);
         return false;
@@ -479,10 +615,33 @@ static bool ntlm_continue(struct conn *c, void *session, struct sasl_exchange **
         early = AUTH_REASON_NTLM_V1_REFUSED; /* LM or NTLMv1: 24 bytes; NTLMv2 is longer */
     ntlm_authenticate_clear(&am);
     if (early != AUTH_REASON_NONE) {
+        free(authenticate);
         refuse(c, session, slot, m, identity, early, done);
         free(identity);
         return false;
     }
+    if (x->local) {
+        struct local_verifier *lv = xcalloc(1, sizeof(*lv));
+        *lv = (struct local_verifier){.base = {.verify = local_verify, .free = local_verifier_free},
+                                      .ctx = auth_context_ref(x->ctx),
+                                      .attribute = xstrdup(conn_config(c)->ntlm.nt_hash_attribute),
+                                      .negotiate = x->negotiate,
+                                      .negotiate_len = x->negotiate_len,
+                                      .challenge = x->challenge_msg,
+                                      .challenge_len = x->challenge_len,
+                                      .authenticate = authenticate,
+                                      .authenticate_len = authenticate_len};
+        memcpy(lv->server_challenge, x->server_challenge, sizeof(lv->server_challenge));
+        x->negotiate = x->challenge_msg = NULL;
+        struct auth_attempt *a = auth_attempt_new(c, m, NULL, identity, NULL, 0);
+        free(identity);
+        a->verifier = &lv->base;
+        *slot = NULL;
+        sasl_free(x);
+        auth_start(c, session, a, done);
+        return false;
+    }
+    free(authenticate);
     struct ntlm_verifier *v = xcalloc(1, sizeof(*v));
     v->base.verify = ntlm_verify;
     v->base.free = ntlm_verifier_free;

@@ -610,6 +610,14 @@ static void ntlm_directive(struct parser *ps, const struct statement *st, void *
         parse_number(ps, st, COUNT, 1, 256, &n->max_helpers);
     } else if (is(st, "HelperTimeout")) {
         parse_number(ps, st, DURATION, 1, 120, &n->helper_timeout);
+    } else if (is(st, "NTHashAttribute")) {
+        if (parse_string(ps, st, &n->nt_hash_attribute))
+            for (const char *a = n->nt_hash_attribute; *a; a++)
+                if (!(isalnum((unsigned char)*a) || *a == '-' || *a == ';')) {
+                    fail(ps, st->line, "NTHashAttribute: '%s' is not an attribute name",
+                         n->nt_hash_attribute);
+                    break;
+                }
     } else {
         fail(ps, st->line, "unknown directive '%s' in ntlm block", st->argv[0]);
     }
@@ -1015,6 +1023,7 @@ void config_unref(struct config *c)
     free_list(c->kerberos.host_names, c->kerberos.n_host_names);
     free_list(c->kerberos.realms, c->kerberos.n_realms);
     free(c->ntlm.helper);
+    free(c->ntlm.nt_hash_attribute);
     free_list(c->ntlm.helper_options, c->ntlm.n_helper_options);
     free(c->path);
     free(c->user);

@@ -1,6 +1,7 @@
 /* libFuzzer target: the single sign-on parsers of network bytes. The first byte picks one:
  * SASL base64 (and its round trip), NTLMSSP NEGOTIATE and AUTHENTICATE, ntlm_auth reply lines,
- * the RFC 4752 layer choice, and the ticket's service name in a GSS-API AP-REQ. */
+ * the RFC 4752 layer choice, the ticket's service name in a GSS-API AP-REQ, and local NTLMv2
+ * verification of an AUTHENTICATE. */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,7 +14,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         return 0;
     const unsigned char *in = data + 1;
     size_t len = size - 1;
-    switch (data[0] % 6) {
+    switch (data[0] % 7) {
     case 0: {
         unsigned char *out;
         size_t outlen;
@@ -69,6 +70,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                 abort();
             free(authzid);
         }
+        break;
+    }
+    case 6: { /* local NTLMv2: whatever the message, only a right proof may pass */
+        static const unsigned char hash[16] = {1}, challenge[8] = {2};
+        if (ntlm_verify_v2(hash, challenge, in, len, in, len, in, len) == NTLM_VERDICT_OK &&
+            len < 16)
+            abort();
         break;
     }
     default: {

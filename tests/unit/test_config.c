@@ -673,7 +673,13 @@ static void test_kerberos_and_ntlm_blocks(void **state)
     assert_string_equal(c->ntlm.helper_options[0], "--require-membership-of=CORP\\MailUsers");
     assert_int_equal(c->ntlm.max_helpers, 12);
     assert_int_equal(c->ntlm.helper_timeout, 60);
+    assert_null(c->ntlm.nt_hash_attribute);
     config_unref(c);
+    c = parse_ok(DIRECTORY_BLOCK "ntlm {\n    NTHashAttribute sambaNTPassword\n}\n" LISTENER_IMAP);
+    assert_string_equal(c->ntlm.nt_hash_attribute, "sambaNTPassword");
+    config_unref(c);
+    expect_error(DIRECTORY_BLOCK "ntlm {\n    NTHashAttribute (x)\n}\n" LISTENER_IMAP,
+                 "t.conf:6: NTHashAttribute: '(x)' is not an attribute name");
     expect_error(DIRECTORY_BLOCK "kerberos {\n    HostName a\n}\n" LISTENER_IMAP,
                  "t.conf:5: the kerberos block needs a Keytab");
     expect_error("kerberos {\n    Keytab k\n}\n" LISTENER_IMAP,

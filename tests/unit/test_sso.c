@@ -247,12 +247,89 @@ static void test_ap_req_target(void **state)
     assert_false(krb_parse_ap_req_target(tok, len, service, host, realm, sizeof(service)));
 }
 
+/* MS-NLMP 4.2.4: NTLMv2 with the specification's values (user "User", domain "Domain",
+ * password "Password", server challenge 0123456789abcdef, client challenge aa..aa, time 0). */
+static void test_ntlmv2_known_answer(void **state)
+{
+    (void)state;
+    static const unsigned char nt_hash[16] = {0xa4, 0xf4, 0x9c, 0x40, 0x65, 0x10, 0xbd, 0xca,
+                                              0xb6, 0x82, 0x4e, 0xe7, 0xc3, 0x0f, 0xd8, 0x52};
+    static const unsigned char server_challenge[8] = {0x01, 0x23, 0x45, 0x67,
+                                                      0x89, 0xab, 0xcd, 0xef};
+    static const unsigned char proof[16] = {0x68, 0xcd, 0x0a, 0xb8, 0x51, 0xe5, 0x1c, 0x96,
+                                            0xaa, 0xbc, 0x92, 0x7b, 0xeb, 0xef, 0x6a, 0x1c};
+    unsigned char blob[128];
+    size_t b = 0;
+    memcpy(blob,
+           "\1\1\0\0\0\0\0\0"
+           "\0\0\0\0\0\0\0\0",
+           16); /* header, time 0 */
+    b = 16;
+    memset(blob + b, 0xaa, 8);
+    b += 8;
+    memset(blob + b, 0, 4);
+    b += 4;
+    blob[b++] = 2, blob[b++] = 0, blob[b++] = 12, blob[b++] = 0; /* MsvAvNbDomainName */
+    b += put16(blob + b, "Domain");
+    blob[b++] = 1, blob[b++] = 0, blob[b++] = 12, blob[b++] = 0; /* MsvAvNbComputerName */
+    b += put16(blob + b, "Server");
+    memset(blob + b, 0, 8); /* MsvAvEOL, then 4 bytes of padding */
+    b += 8;
+    unsigned char msg[512];
+    memset(msg, 0, sizeof(msg));
+    memcpy(msg, "NTLMSSP\0\3\0\0\0", 12);
+    size_t off = 88;
+    set_field(msg, 12, 0, off);
+    set_field(msg, 20, 16 + b, off);
+    memcpy(msg + off, proof, 16);
+    memcpy(msg + off + 16, blob, b);
+    off += 16 + b;
+    size_t l = put16(msg + off, "Domain");
+    set_field(msg, 28, l, off);
+    off += l;
+    l = put16(msg + off, "User");
+    set_field(msg, 36, l, off);
+    off += l;
+    set_field(msg, 44, 0, off);
+    set_field(msg, 52, 0, off);
+    msg[60] = NTLM_FLAG_UNICODE;
+    assert_int_equal(ntlm_verify_v2(nt_hash, server_challenge, NULL, 0, NULL, 0, msg, off),
+                     NTLM_VERDICT_OK);
+    unsigned char other[16];
+    memcpy(other, nt_hash, 16);
+    other[0] ^= 1;
+    assert_int_equal(ntlm_verify_v2(other, server_challenge, NULL, 0, NULL, 0, msg, off),
+                     NTLM_VERDICT_WRONG_PASSWORD);
+    /* the user name is upper-cased (NTOWFv2): "user" proves the same */
+    msg[off - 8] = 'u';
+    assert_int_equal(ntlm_verify_v2(nt_hash, server_challenge, NULL, 0, NULL, 0, msg, off),
+                     NTLM_VERDICT_OK);
+    /* another server challenge: another proof */
+    unsigned char sc[8];
+    memcpy(sc, server_challenge, 8);
+    sc[7] ^= 1;
+    assert_int_equal(ntlm_verify_v2(nt_hash, sc, NULL, 0, NULL, 0, msg, off),
+                     NTLM_VERDICT_WRONG_PASSWORD);
+    assert_int_equal(ntlm_verify_v2(nt_hash, server_challenge, NULL, 0, NULL, 0, msg, 70),
+                     NTLM_VERDICT_MALFORMED);
+
+    unsigned char chal[NTLM_CHALLENGE_MAX];
+    size_t n =
+        ntlm_make_challenge(server_challenge, "CORP", "MAIL", "corp.example.com",
+                            "mail.corp.example.com", 0x01d9000000000000ULL, chal, sizeof(chal));
+    assert_true(n > 56);
+    assert_memory_equal(chal, "NTLMSSP\0\2\0\0\0", 12);
+    assert_memory_equal(chal + 24, server_challenge, 8);
+    assert_int_equal(ntlm_make_challenge(server_challenge, "CORP", "MAIL", "x", "y", 0, chal, 100),
+                     0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_base64),        cmocka_unit_test(test_ntlm_messages),
         cmocka_unit_test(test_ntlm_replies),  cmocka_unit_test(test_layer_choice),
-        cmocka_unit_test(test_ap_req_target),
+        cmocka_unit_test(test_ap_req_target), cmocka_unit_test(test_ntlmv2_known_answer),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
