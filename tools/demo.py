@@ -94,6 +94,8 @@ def main():
         os.chmod(keytab, 0o600)   # read at start, before posternd drops privileges
         kerberos = "kerberos {\n    Keytab %s\n    HostName localhost %s\n}\n" % (
             keytab, kdc.service_host)
+        # NTLM checked here from the sample users' NT hashes (sambaNTPassword in slapd)
+        kerberos += "ntlm {\n    NTHashAttribute sambaNTPassword\n}\n"
         server = postern.Posternd(tls.TlsFiles(ca_cert, ca_key, cert, key), listeners=listeners,
                                   directory=demo, log_level="info", mail=True,
                                   global_extra=postern.directory_block(slapd, demo,
@@ -125,6 +127,8 @@ Connect, for example:
 Kerberos (GSSAPI) without a password:
   export KRB5_CONFIG={krb5}; echo {pw} | kinit jdoe
   curl --cacert {ca} --login-options AUTH=GSSAPI -u : -X NOOP imaps://localhost:10993/
+NTLM (NTLMv2, checked against the directory's NT hash):
+  curl --cacert {ca} --login-options AUTH=NTLM -u 'EXAMPLE\\jdoe:{pw}' -X NOOP imaps://localhost:10993/
 jdoe logs in as jdoe, EXAMPLE\\jdoe or jdoe@example.test; asmith only as asmith@example.test
 (her alias anna differs from her account name); Administrator is always refused; their INBOX holds a welcome message (mail lives in {mail}/<objectGUID>, Maildir++):
   mutt -f imaps://jdoe@localhost:10993/ -e 'set ssl_ca_certificates_file={ca}'
