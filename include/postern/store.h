@@ -241,6 +241,9 @@ enum store_status store_cache_set(struct store_mailbox *mailbox, uint32_t uid,
  * error. After it polls readable, call store_watch_drain: true means "store_sync now". */
 int store_watch_fd(struct store_mailbox *mailbox);
 bool store_watch_drain(struct store_mailbox *mailbox);
+/* Give back the index pages the handle has cached (it reads them again when needed): for a
+ * handle that will wait, e.g. a session in IDLE. */
+void store_watch_trim(struct store_mailbox *mailbox);
 
 /* Process-wide I/O counters, for tests and metrics. */
 struct store_io_counters {

@@ -69,6 +69,7 @@ static void idle_work(struct imap_job *j)
     if (ij->fd >= 0)
         store_watch_drain(j->mailbox);
     job_sync(j, true);
+    store_watch_trim(j->mailbox); /* the session waits now */
 }
 
 static void wake(void *arg);
