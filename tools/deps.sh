@@ -12,7 +12,7 @@ gnutls-bin openssl curl fetchmail
 isync mutt dnsmasq-base dovecot-imapd dovecot-pop3d dovecot-ldap
 slapd ldap-utils krb5-kdc krb5-admin-server krb5-user
 samba samba-ad-dc samba-ad-provision samba-dsdb-modules python3-samba winbind ldb-tools
-python3 python3-pytest python3-gssapi python3-ntlm-auth gsasl adcli
+python3 python3-pytest python3-gssapi python3-ntlm-auth gsasl adcli faketime
 iproute2 procps valgrind
 "
 
