@@ -555,3 +555,22 @@ def test_posternctl_join(samba_dc, realm, mail_tls, ctx):
         assert last_auth(s, principal("jdoe"))["result"] == "allow"
     finally:
         s.stop()
+
+
+def test_a_client_whose_clock_is_off(server, ctx, realm):
+    """An authenticator stamped an hour ahead (the client's clock, via faketime): refused as
+    kerberos_clock_skew, with the ticket itself still valid."""
+    if not shutil.which("faketime"):
+        pytest.skip("needs faketime (make deps)")
+    script = ("import base64, sys; sys.path.insert(0, %r); from tests.lab import sso; "
+              "print(base64.b64encode(sso.GssClient(%r, %r, host=%r).initial()).decode())"
+              % (postern.ROOT, realm["cc"]["jdoe"], realm["krb5_conf"], HOST))
+    # the service ticket first, with the right time (the KDC would refuse the skewed client)
+    daemon.run(["kvno", "imap/" + HOST], env=dict(os.environ, KRB5_CONFIG=realm["krb5_conf"],
+               KRB5CCNAME="FILE:" + realm["cc"]["jdoe"]), what="kvno")
+    done = subprocess.run(["faketime", "-f", "+1h", "/usr/bin/python3", "-c", script],
+                          capture_output=True, text=True, timeout=30)
+    assert done.returncode == 0, done.stderr
+    line = refused_token(server, ctx, done.stdout.strip())
+    assert line.startswith("a NO [AUTHENTICATIONFAILED]"), line
+    assert last_auth(server)["reason"] == "kerberos_clock_skew"
