@@ -102,6 +102,9 @@ const char *auth_reason_code(enum auth_reason r);
 /* Whether a refusal counts towards MaxAuthFailures: a verdict on the credentials, not the
  * transport gate, an unknown mechanism or an unavailable directory. */
 bool auth_reason_is_failure(enum auth_reason r);
+/* Whether a refusal is the server's trouble, to be answered like directory_unavailable (IMAP
+ * [UNAVAILABLE], POP3 [SYS/TEMP]): the directory, the worker queue, our keytab or helpers. */
+bool auth_reason_is_temporary(enum auth_reason r);
 
 struct auth_attempt {
     /* where and how */

@@ -127,6 +127,21 @@ bool auth_reason_is_failure(enum auth_reason r)
     }
 }
 
+bool auth_reason_is_temporary(enum auth_reason r)
+{
+    switch (r) {
+    case AUTH_REASON_SERVER_BUSY:
+    case AUTH_REASON_DIRECTORY_UNAVAILABLE:
+    case AUTH_REASON_DIRECTORY_ERROR:
+    case AUTH_REASON_KRB_KEY_MISMATCH:
+    case AUTH_REASON_KRB_ERROR:
+    case AUTH_REASON_NTLM_HELPER_UNAVAILABLE:
+        return true;
+    default:
+        return false;
+    }
+}
+
 /* ---- context: directory + rules, published like TLS credentials ---------------------------- */
 
 /* What a secret file looked like when it was read: a reload rereads it when it changed

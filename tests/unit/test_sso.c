@@ -324,12 +324,29 @@ static void test_ntlmv2_known_answer(void **state)
                      0);
 }
 
+/* Every single sign-on reason has its stable code; the server's own trouble is temporary. */
+static void test_reasons(void **state)
+{
+    (void)state;
+    for (int r = AUTH_REASON_UNKNOWN_REALM; r <= AUTH_REASON_NTLM_NO_HASH; r++)
+        assert_string_not_equal(auth_reason_code((enum auth_reason)r), "unknown");
+    assert_string_equal(auth_reason_code(AUTH_REASON_KRB_REPLAY), "kerberos_replay");
+    assert_true(auth_reason_is_temporary(AUTH_REASON_NTLM_HELPER_UNAVAILABLE));
+    assert_true(auth_reason_is_temporary(AUTH_REASON_KRB_KEY_MISMATCH));
+    assert_true(auth_reason_is_temporary(AUTH_REASON_DIRECTORY_UNAVAILABLE));
+    assert_false(auth_reason_is_temporary(AUTH_REASON_KRB_CLOCK_SKEW));
+    assert_false(auth_reason_is_temporary(AUTH_REASON_INVALID_CREDENTIALS));
+    assert_false(auth_reason_is_failure(AUTH_REASON_NTLM_HELPER_UNAVAILABLE));
+    assert_true(auth_reason_is_failure(AUTH_REASON_KRB_REPLAY));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_base64),        cmocka_unit_test(test_ntlm_messages),
         cmocka_unit_test(test_ntlm_replies),  cmocka_unit_test(test_layer_choice),
         cmocka_unit_test(test_ap_req_target), cmocka_unit_test(test_ntlmv2_known_answer),
+        cmocka_unit_test(test_reasons),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
