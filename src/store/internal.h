@@ -49,6 +49,8 @@ struct idx_row {
 };
 
 /* A per-mailbox index connection plus the lock that serialises writers (docs/store.md). */
+#define IDX_CACHED_STMTS 12
+
 struct idx {
     const struct store_account *account;
     char *name; /* canonical IMAP name */
@@ -58,6 +60,11 @@ struct idx {
     ino_t lock_ino;
     sqlite3 *db;
     sqlite3_stmt *insert_stmt;
+    /* statements every sync or FETCH runs, prepared once per connection (idx_prepare_cached) */
+    struct {
+        const char *sql;
+        sqlite3_stmt *stmt;
+    } cached[IDX_CACHED_STMTS];
     dev_t db_dev;
     ino_t db_ino;
     bool locked;
@@ -133,6 +140,11 @@ void idx_save_uid_hint(struct idx *idx);
 enum store_status idx_sqlite_status(struct idx *idx, int rc, const char *what);
 /* Prepare a statement; on failure *stmt is NULL and the status says why. */
 enum store_status idx_prepare(struct idx *idx, const char *sql, sqlite3_stmt **stmt);
+/* The same, kept for the connection's life and found again by the address of `sql` (a string
+ * literal). Hand it back with idx_release(), which resets it (a statement left stepping would
+ * hold a read snapshot), never with sqlite3_finalize(). */
+enum store_status idx_prepare_cached(struct idx *idx, const char *sql, sqlite3_stmt **stmt);
+void idx_release(struct idx *idx, sqlite3_stmt *stmt);
 int64_t stat_mtime_ns(const struct stat *st);
 
 /* --- maildir.c: file names and flags --- */

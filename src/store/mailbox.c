@@ -120,11 +120,11 @@ static enum store_status view_load_new(struct store_mailbox *mb, bool *added)
     struct idx *idx = mb->idx;
     uint32_t above = view_max_uid(mb);
     sqlite3_stmt *q;
-    enum store_status st = idx_prepare(idx,
-                                       "SELECT uid, flags, keywords, size, file_size,"
-                                       " internaldate, modseq, recent FROM msg WHERE uid > ?"
-                                       " ORDER BY uid",
-                                       &q);
+    enum store_status st = idx_prepare_cached(idx,
+                                              "SELECT uid, flags, keywords, size, file_size,"
+                                              " internaldate, modseq, recent FROM msg WHERE uid > ?"
+                                              " ORDER BY uid",
+                                              &q);
     if (st != STORE_OK)
         return st;
     sqlite3_bind_int64(q, 1, above);
@@ -143,17 +143,17 @@ static enum store_status view_load_new(struct store_mailbox *mb, bool *added)
         view_append(mb, &m, (const char *)sqlite3_column_text(q, 2));
         *added = true;
     }
-    sqlite3_finalize(q);
+    idx_release(idx, q);
     if (rc != SQLITE_DONE)
         return idx_sqlite_status(idx, rc, "read messages");
     if (mb->readonly)
         return STORE_OK;
-    st = idx_prepare(idx, "UPDATE msg SET recent = 0 WHERE uid > ? AND recent = 1", &q);
+    st = idx_prepare_cached(idx, "UPDATE msg SET recent = 0 WHERE uid > ? AND recent = 1", &q);
     if (st != STORE_OK)
         return st;
     sqlite3_bind_int64(q, 1, above);
     rc = sqlite3_step(q);
-    sqlite3_finalize(q);
+    idx_release(idx, q);
     return rc == SQLITE_DONE ? STORE_OK : idx_sqlite_status(idx, rc, "claim recent");
 }
 
@@ -271,15 +271,15 @@ static enum store_status view_refresh(struct store_mailbox *mb, bool full, uint3
     if (full) {
         for (size_t i = 0; i < mb->count; i++)
             mb->msgs[i].expunged = true; /* until its row is seen */
-        st = idx_prepare(idx,
-                         "SELECT uid, flags, keywords, modseq FROM msg WHERE uid <= ?"
-                         " ORDER BY uid",
-                         &q);
+        st = idx_prepare_cached(idx,
+                                "SELECT uid, flags, keywords, modseq FROM msg WHERE uid <= ?"
+                                " ORDER BY uid",
+                                &q);
     } else {
-        st = idx_prepare(idx,
-                         "SELECT uid, flags, keywords, modseq FROM msg WHERE uid <= ?"
-                         " AND modseq > ? ORDER BY uid",
-                         &q);
+        st = idx_prepare_cached(idx,
+                                "SELECT uid, flags, keywords, modseq FROM msg WHERE uid <= ?"
+                                " AND modseq > ? ORDER BY uid",
+                                &q);
     }
     if (st != STORE_OK)
         return st;
@@ -304,12 +304,12 @@ static enum store_status view_refresh(struct store_mailbox *mb, bool full, uint3
         }
         m->modseq = (uint64_t)sqlite3_column_int64(q, 3);
     }
-    sqlite3_finalize(q);
+    idx_release(idx, q);
     if (rc != SQLITE_DONE)
         return idx_sqlite_status(idx, rc, "read changes");
     if (full)
         return STORE_OK;
-    st = idx_prepare(idx, "SELECT uid FROM expunged WHERE modseq > ? AND uid <= ?", &q);
+    st = idx_prepare_cached(idx, "SELECT uid FROM expunged WHERE modseq > ? AND uid <= ?", &q);
     if (st != STORE_OK)
         return st;
     sqlite3_bind_int64(q, 1, (int64_t)mb->view_modseq);
@@ -319,7 +319,7 @@ static enum store_status view_refresh(struct store_mailbox *mb, bool full, uint3
         if (m != NULL)
             m->expunged = true;
     }
-    sqlite3_finalize(q);
+    idx_release(idx, q);
     return rc == SQLITE_DONE ? STORE_OK : idx_sqlite_status(idx, rc, "read expunges");
 }
 
