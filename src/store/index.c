@@ -225,6 +225,9 @@ void idx_close(struct idx *idx)
 static void sqlite_setup(void)
 {
     sqlite3_config(SQLITE_CONFIG_PAGECACHE, NULL, 0, 0);
+    /* Memory statistics take one process-wide mutex on every SQLite allocation; the store
+     * threads queued on it (perf: futex waits under sqlite3Malloc). Nothing reads them. */
+    sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
 }
 
 /* Open the SQLite file (called with the lock held, so no rebuild can swap it meanwhile). */
