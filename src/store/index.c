@@ -187,7 +187,7 @@ fail:
     return st;
 }
 
-static void db_close(struct idx *idx)
+static void forget_statements(struct idx *idx)
 {
     sqlite3_finalize(idx->insert_stmt);
     idx->insert_stmt = NULL;
@@ -196,6 +196,19 @@ static void db_close(struct idx *idx)
         idx->cached[i].sql = NULL;
         idx->cached[i].stmt = NULL;
     }
+}
+
+void idx_trim(struct idx *idx)
+{
+    if (idx->db == NULL)
+        return;
+    forget_statements(idx);
+    sqlite3_db_release_memory(idx->db);
+}
+
+static void db_close(struct idx *idx)
+{
+    forget_statements(idx);
     if (idx->db != NULL)
         sqlite3_close_v2(idx->db);
     idx->db = NULL;

@@ -145,6 +145,9 @@ enum store_status idx_prepare(struct idx *idx, const char *sql, sqlite3_stmt **s
  * hold a read snapshot), never with sqlite3_finalize(). */
 enum store_status idx_prepare_cached(struct idx *idx, const char *sql, sqlite3_stmt **stmt);
 void idx_release(struct idx *idx, sqlite3_stmt *stmt);
+/* Between operations, for a handle that will wait: drop the prepared statements and the
+ * cached pages (both come back when needed). */
+void idx_trim(struct idx *idx);
 int64_t stat_mtime_ns(const struct stat *st);
 
 /* --- maildir.c: file names and flags --- */

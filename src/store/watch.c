@@ -50,12 +50,11 @@ int store_watch_fd(struct store_mailbox *mb)
 }
 
 /* An idling session may wait for hours with its index connection open; the pages that
- * connection cached (a dozen for a 100-message mailbox, 4 KB each) are most of its memory, and
- * the kernel's page cache keeps them anyway. */
+ * connection cached (a dozen for a 100-message mailbox, 4 KB each) and its prepared statements
+ * are most of its memory, and the kernel's page cache keeps the pages anyway. */
 void store_watch_trim(struct store_mailbox *mb)
 {
-    if (mb->idx->db)
-        sqlite3_db_release_memory(mb->idx->db);
+    idx_trim(mb->idx);
 }
 
 bool store_watch_drain(struct store_mailbox *mb)
