@@ -578,9 +578,11 @@ def test_a_million_lines_in_bounded_memory(big_logs, audited):
     assert top["count"] - top["overcount"] <= exp["attacker"] <= top["count"]
     assert doc["top_offenders"]["logins"]["top"][0]["login"] == "administrator"
     assert len(doc["by_client"]["top"]) == 20
-    # memory is the tables, not the log: 10x the lines, about the same peak
-    assert 0 < rss < 32 * 1024, rss
-    assert rss < small_rss * 1.25 + 1024, (rss, small_rss)
+    # memory is the tables, not the log: 10x the lines, about the same peak (ASan builds keep
+    # freed memory in quarantine: their figures say nothing about the program)
+    if not postern.sanitized(posternctl()):
+        assert 0 < rss < 32 * 1024, rss
+        assert rss < small_rss * 1.25 + 1024, (rss, small_rss)
 
 
 def test_space_saving_bounds_with_few_counters(tmp_path, audited):

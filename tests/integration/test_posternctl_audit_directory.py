@@ -140,7 +140,8 @@ def test_hundred_thousand_accounts_in_bounded_memory(lab_dir, server_tls):
         assert "judged 100000 accounts" in err        # progress on stderr
         # bounded: the accounts are never all in memory (a 100,000-entry scan held at once
         # would be far beyond this); the report is written to the issue note
-        assert peak < 120 * 1024, "peak RSS %d kB" % peak
+        if not postern.sanitized(posternctl()):   # ASan's quarantine is not ours
+            assert peak < 120 * 1024, "peak RSS %d kB" % peak
         with open(os.path.join(str(lab_dir), "audit-directory-100k.txt"), "w") as f:
             f.write("accounts %d seconds %.1f peak_rss_kb %d\n" % (BULK, seconds, peak))
         print("audit-directory: %d accounts in %.1f s, peak RSS %d kB" % (BULK, seconds, peak))
