@@ -286,11 +286,11 @@ def test_the_pool_is_bounded(winbind, server_tls, ctx):
 
 
 def test_a_client_that_never_answers_gives_its_helper_back(winbind, server_tls, ctx):
-    """Helpers 1, HelperTimeout 1s: a silent client holds the only helper for a second, not
+    """Helpers 1, HelperTimeout 2s: a silent client holds the only helper for two seconds, not
     for the connection's whole idle timeout (another client waits for it meanwhile); its late
     AUTHENTICATE is refused."""
     s = sso.SsoServer(winbind, server_tls, winbind.krb5_conf(),
-                      ntlm_block(winbind, "    Helpers 1\n    HelperTimeout 1s\n"))
+                      ntlm_block(winbind, "    Helpers 1\n    HelperTimeout 2s\n"))
     s.start()
     try:
         slow = Wire(s["imaps"], tls_context=ctx)
@@ -302,7 +302,7 @@ def test_a_client_that_never_answers_gives_its_helper_back(winbind, server_tls, 
         t0 = time.monotonic()
         ok, text = imap_ntlm(s, ctx, "asmith")   # waits for the only helper, which comes back
         assert ok, text
-        assert 0.5 < time.monotonic() - t0 < 5
+        assert 1 < time.monotonic() - t0 < 8
         slow.send(base64.b64encode(c(base64.b64decode(challenge[2:]))).decode() + "\r\n")
         assert slow.until_tagged("a")[-1].startswith("a NO")
         assert last_auth(s)["reason"] == "ntlm_helper_unavailable"
