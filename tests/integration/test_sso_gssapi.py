@@ -32,6 +32,18 @@ PW = "Demo-Pass-1"
 LATE = ("ssodis1", "ssoexp1", "ssolock1")
 
 
+@pytest.fixture(scope="module", autouse=True)
+def kerberos_environment():
+    """python-gssapi is pointed at ccaches through the environment: put it back afterwards."""
+    saved = {k: os.environ.get(k) for k in ("KRB5_CONFIG", "KRB5CCNAME")}
+    yield
+    for k, v in saved.items():
+        if v is None:
+            os.environ.pop(k, None)
+        else:
+            os.environ[k] = v
+
+
 @pytest.fixture(scope="module")
 def realm(samba_dc):
     """The join, a client krb5.conf and a kinit'ed ccache per user."""
