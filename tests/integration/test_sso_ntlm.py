@@ -143,6 +143,10 @@ def test_the_dcs_verdict_is_the_audit_reason(server, ctx, user, password, reason
 @pytest.mark.parametrize("user,reason", [("disabled1", "account_disabled"),
                                          ("locked1", "account_locked"),
                                          ("expired1", "account_expired"),
+                                         ("mustchange1", "password_must_change"),
+                                         ("pwexpired1", "password_expired"),
+                                         ("Administrator", "builtin_administrator"),
+                                         ("krbtgt", "krbtgt_account"),
                                          ("dadmin", "privileged_account"),
                                          ("noimap1", "protocol_disabled")])
 def test_blocked_accounts_never_reach_the_dc(server, ctx, winbind, user, reason):
