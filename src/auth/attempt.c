@@ -3,6 +3,7 @@
  * result back to the protocol, refusals after the same fixed delay whatever the reason. */
 #include "postern/auth.h"
 
+#include <errno.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdarg.h>
@@ -11,6 +12,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "postern/account_policy.h"
 #include "postern/audit.h"
@@ -232,6 +234,13 @@ struct auth_context *auth_context_new(const struct config *c, char *err, size_t 
         }
         log_info("kerberos: GSSAPI with %zu keys from %s", krb_acceptor_keys(ctx->krb),
                  c->kerberos.keytab);
+    }
+    if (c->ntlm.configured && c->ntlm.nt_hash_attribute == NULL &&
+        access(c->ntlm.helper, X_OK) != 0) {
+        snprintf(err, errlen, "%s:%d: ntlm: Helper %s: %s", c->path, c->ntlm.line, c->ntlm.helper,
+                 strerror(errno));
+        auth_context_unref(ctx);
+        return NULL;
     }
     if (c->ntlm.configured)
         ctx->ntlm = helper_pool_new(&c->ntlm); /* helpers start with the first exchange */

@@ -314,3 +314,10 @@ def test_a_client_that_never_answers_gives_its_helper_back(winbind, server_tls, 
         slow.close()
     finally:
         s.stop()
+
+
+def test_posternd_t_refuses_a_missing_helper(winbind, server_tls):
+    s = sso.SsoServer(winbind, server_tls, winbind.krb5_conf(),
+                      "ntlm {\n    Helper /nonexistent/ntlm_auth\n}\n")
+    code, out = postern.check_config(s.conf)
+    assert code != 0 and "Helper /nonexistent/ntlm_auth: No such file" in out, out
