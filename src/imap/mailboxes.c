@@ -80,10 +80,13 @@ static void out_mailbox_flags(struct imap_output *o, const struct store_mailbox 
 static void select_work(struct imap_job *j)
 {
     struct mailbox_job *m = (struct mailbox_job *)j;
-    store_close(m->owned);
-    m->owned = NULL;
     struct store_mailbox *mb = NULL;
     enum store_status st = store_open(j->account, m->name, m->readonly, &mb);
+    /* Closed after the new handle is open: when it was the last connection to its index,
+     * closing first made SQLite rebuild the WAL's shared index from the whole WAL at the open
+     * (up to 1000 pages read and checksummed; a re-SELECT took 8 ms instead of 1 in bench/). */
+    store_close(m->owned);
+    m->owned = NULL;
     if (st != STORE_OK) {
         job_store_error(j, st, m->readonly ? "EXAMINE" : "SELECT", false);
         return;
