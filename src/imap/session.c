@@ -258,9 +258,7 @@ static void auth_finished(void *session, struct auth_attempt *a, const struct au
         } else if (r->reason == AUTH_REASON_SASL_NOT_AVAILABLE) {
             reply(s, tag, "NO",
                   "[UNAVAILABLE] AUTHENTICATE is not yet available on this server; use LOGIN");
-        } else if (r->reason == AUTH_REASON_SERVER_BUSY ||
-                   r->reason == AUTH_REASON_DIRECTORY_UNAVAILABLE ||
-                   r->reason == AUTH_REASON_DIRECTORY_ERROR) {
+        } else if (auth_reason_is_temporary(r->reason)) {
             reply(s, tag, "NO",
                   "[UNAVAILABLE] Authentication service unavailable, try again later");
         } else {

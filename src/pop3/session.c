@@ -387,9 +387,7 @@ static void auth_finished(void *session, struct auth_attempt *a, const struct au
         err(s, "Invalid SASL response");
     else if (r->reason == AUTH_REASON_SASL_NOT_AVAILABLE)
         err(s, "[SYS/TEMP] AUTH is not yet available on this server; use USER and PASS");
-    else if (r->reason == AUTH_REASON_SERVER_BUSY ||
-             r->reason == AUTH_REASON_DIRECTORY_UNAVAILABLE ||
-             r->reason == AUTH_REASON_DIRECTORY_ERROR)
+    else if (auth_reason_is_temporary(r->reason))
         err(s, "[SYS/TEMP] Authentication service unavailable, try again later");
     else
         err(s, "[AUTH] Authentication failed");
