@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "cli.h"
@@ -448,6 +449,36 @@ static void check_bind_keytab(struct findings *f)
     check_keytab(f, &w);
 }
 
+/* Kerberos refuses tickets from clocks more than 5 minutes apart (MIT's and AD's default
+ * clockskew): compare ours with the domain controller's rootDSE currentTime (AD, Samba). */
+#define MAX_CLOCK_SKEW 300
+static void check_clock(struct findings *f, struct directory *dir, int line)
+{
+    unsigned char value[64];
+    size_t len = 0;
+    if (directory_read_value(dir, "", "currentTime", value, sizeof(value) - 1, &len) !=
+        DIRECTORY_OK)
+        return; /* not Active Directory, or no answer: nothing to compare with */
+    value[len] = '\0';
+    struct tm tm = {0};
+    const char *end = strptime((const char *)value, "%Y%m%d%H%M%S", &tm);
+    if (end == NULL)
+        return;
+    time_t theirs = timegm(&tm);
+    long skew = (long)difftime(time(NULL), theirs);
+    if (labs(skew) > MAX_CLOCK_SKEW)
+        add(f, "CLOCK_SKEW", SEV_FAIL, line,
+            "synchronise this host's clock with the domain (chrony or systemd-timesyncd "
+            "against the domain controllers)",
+            "this host's clock is %ld s %s the domain controller's: Kerberos refuses tickets "
+            "beyond 300 s (kerberos_clock_skew)",
+            labs(skew), skew > 0 ? "ahead of" : "behind");
+    else if (labs(skew) > 60)
+        add(f, "CLOCK_DRIFT", SEV_WARN, line, "synchronise this host's clock with the domain",
+            "this host's clock is %ld s %s the domain controller's (Kerberos allows 300 s)",
+            labs(skew), skew > 0 ? "ahead of" : "behind");
+}
+
 /* GSSAPI logins: keys for imap/<host> and pop/<host> of every HostName (any host without
  * one), and each SPN registered on exactly one account of the directory (Kerberos tickets are
  * issued for the account that holds the SPN; two holders break it). */
@@ -514,6 +545,8 @@ static void check_kerberos(struct findings *f)
                 matched, spns[i]);
         directory_free_accounts(found, n_found);
     }
+    if (dir != NULL)
+        check_clock(f, dir, w.line);
     if (ctx == NULL && err[0])
         add(f, "SPN_NOT_CHECKED", SEV_INFO, w.line, "fix the directory block",
             "the directory client could not be built (%s), so SPNs were not checked", err);

@@ -77,3 +77,26 @@ def test_spns_registered_in_active_directory(samba_dc: SambaDC, server_tls):
     unregistered = sorted(x["message"] for x in found if x["id"] == "SPN_NOT_REGISTERED")
     assert status == 1 and len(unregistered) == 2, found
     assert "imap/mx2.corp.example.test" in unregistered[0]
+
+
+def test_clock_skew_with_the_domain_controller(samba_dc: SambaDC):
+    """AD's rootDSE says what time the DC has; Kerberos refuses beyond 5 minutes."""
+    import shutil
+    import pytest
+    if shutil.which("faketime") is None:
+        pytest.skip("faketime missing")
+    d = postern.public_dir("posternctl-clock-")
+    keytab = samba_dc.join(os.path.join(d, "join.keytab"))
+    conf = with_kerberos(d, keytab, [samba_dc.MAIL_HOST], "clock.conf", samba_dc)
+    status, found = check(conf)
+    assert not {x["id"] for x in found} & {"CLOCK_SKEW", "CLOCK_DRIFT"}, found
+    for offset, finding, severity in (("+10m", "CLOCK_SKEW", "fail"),
+                                      ("+2m", "CLOCK_DRIFT", "warn")):  # not behind: the
+        # DC's certificate was issued minutes ago and would not be valid yet
+        r = subprocess.run(["faketime", "-f", offset, os.environ.get("POSTERNCTL", "")
+                            or os.path.join(postern.ROOT, "build", "posternctl"),
+                            "-c", conf, "check-config", "--format", "json"],
+                           capture_output=True, text=True, timeout=120)
+        doc = json.loads(r.stdout)
+        hits = [x for x in doc["findings"] if x["id"] == finding]
+        assert len(hits) == 1 and hits[0]["severity"] == severity, (r.stderr[-1500:], doc["findings"])
