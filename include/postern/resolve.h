@@ -33,4 +33,11 @@ void resolve_login(struct directory *d, const struct domain_names *names,
                    struct auth_trace *trace);
 void resolution_free(struct resolution *r);
 
+/* (&(objectClass=user)(attribute=value)) with the value escaped (RFC 4515): exactly one
+ * account, or why not (unknown_account, ambiguous_login, directory_*). The attribute is the
+ * caller's, never the client's text. */
+enum auth_reason resolve_find_account(struct directory *d, const char *attribute, const char *value,
+                                      struct account **out, const char **server,
+                                      struct auth_trace *t);
+
 #endif

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "postern/directory.h"
+#include "postern/resolve.h"
 #include "postern/sso.h"
 #include "postern/util.h"
 
@@ -14,52 +15,18 @@ static bool same(const char *a, const char *b)
     return a && b && ascii_casecmp(a, b) == 0;
 }
 
-/* (&(objectClass=user)(attribute=value)) with the value escaped; one account or a reason. */
-static enum auth_reason find_one(struct directory *d, const char *attribute, const char *value,
-                                 struct account **out, const char **server, struct auth_trace *t)
-{
-    char *esc = directory_escape_filter_value(value, strlen(value));
-    size_t n = strlen(attribute) + strlen(esc) + 32;
-    char *filter = xmalloc(n);
-    snprintf(filter, n, "(&(objectClass=user)(%s=%s))", attribute, esc);
-    free(esc);
-    struct account **found = NULL;
-    size_t n_found = 0, n_matched = 0;
-    enum directory_status st =
-        directory_find_accounts(d, filter, &found, &n_found, 2, &n_matched, server);
-    enum auth_reason reason = AUTH_REASON_NONE;
-    if (st == DIRECTORY_UNAVAILABLE)
-        reason = AUTH_REASON_DIRECTORY_UNAVAILABLE;
-    else if (st != DIRECTORY_OK)
-        reason = AUTH_REASON_DIRECTORY_ERROR;
-    else if (n_matched == 0)
-        reason = AUTH_REASON_UNKNOWN_ACCOUNT;
-    else if (n_matched > 1)
-        reason = AUTH_REASON_AMBIGUOUS_LOGIN;
-    auth_trace_step(t, "search",
-                    reason == AUTH_REASON_NONE ? "1 account" : auth_reason_code(reason), "%s",
-                    filter);
-    free(filter);
-    if (reason == AUTH_REASON_NONE) {
-        *out = found[0];
-        found[0] = NULL;
-    }
-    directory_free_accounts(found, n_found);
-    return reason;
-}
-
 /* A UPN, or AD's implicit UPN sAMAccountName@<DNS domain> of an account without one. */
 static enum auth_reason find_upn(struct directory *d, const struct domain_names *names,
                                  const char *upn, struct account **out, const char **server,
                                  struct auth_trace *t)
 {
-    enum auth_reason r = find_one(d, "userPrincipalName", upn, out, server, t);
+    enum auth_reason r = resolve_find_account(d, "userPrincipalName", upn, out, server, t);
     const char *at = strrchr(upn, '@');
     if (r != AUTH_REASON_UNKNOWN_ACCOUNT || at == NULL || !same(at + 1, names->dns_domain))
         return r;
     char *local = xstrndup(upn, (size_t)(at - upn));
     struct account *a = NULL;
-    enum auth_reason r2 = find_one(d, "sAMAccountName", local, &a, server, t);
+    enum auth_reason r2 = resolve_find_account(d, "sAMAccountName", local, &a, server, t);
     free(local);
     if (r2 == AUTH_REASON_NONE && a->upn == NULL) {
         *out = a;
@@ -151,7 +118,8 @@ void resolve_principal(struct directory *d, const struct domain_names *names,
         out->reason = find_upn(d, names, name, &out->account, &out->server, t);
     } else {
         auth_trace_step(t, "Kerberos principal", "pass", "sAMAccountName %s", name);
-        out->reason = find_one(d, "sAMAccountName", name, &out->account, &out->server, t);
+        out->reason =
+            resolve_find_account(d, "sAMAccountName", name, &out->account, &out->server, t);
     }
     free(name);
     free(realm);
@@ -177,11 +145,13 @@ void resolve_ntlm_identity(struct directory *d, const struct domain_names *names
             out->reason = AUTH_REASON_UNKNOWN_DOMAIN; /* never silently ignored (POLICY.md §1) */
             return;
         }
-        out->reason = find_one(d, "sAMAccountName", user, &out->account, &out->server, t);
+        out->reason =
+            resolve_find_account(d, "sAMAccountName", user, &out->account, &out->server, t);
     } else if (strchr(user, '@') != NULL) {
         out->reason = find_upn(d, names, user, &out->account, &out->server, t);
     } else {
-        out->reason = find_one(d, "sAMAccountName", user, &out->account, &out->server, t);
+        out->reason =
+            resolve_find_account(d, "sAMAccountName", user, &out->account, &out->server, t);
     }
 }
 

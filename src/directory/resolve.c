@@ -51,8 +51,9 @@ static enum auth_reason find_filter(struct directory *d, const char *filter, str
 
 /* (&(objectClass=user)(ATTRIBUTE=value)) with the value escaped (RFC 4515). The attribute is
  * always one of ours; the client's text never becomes part of a format string. */
-static enum auth_reason find_one(struct directory *d, const char *attribute, const char *value,
-                                 struct account **out, const char **server, struct auth_trace *t)
+enum auth_reason resolve_find_account(struct directory *d, const char *attribute, const char *value,
+                                      struct account **out, const char **server,
+                                      struct auth_trace *t)
 {
     char *esc = directory_escape_filter_value(value, strlen(value));
     size_t n = strlen(attribute) + strlen(esc) + 32;
@@ -104,14 +105,15 @@ void resolve_login(struct directory *d, const struct domain_names *names,
     struct account *a = NULL;
 
     if (ln.form == LOGIN_FORM_UPN) {
-        out->reason = find_one(d, "userPrincipalName", ln.name, &a, &out->server, t);
+        out->reason = resolve_find_account(d, "userPrincipalName", ln.name, &a, &out->server, t);
         /* AD also accepts the implicit UPN sAMAccountName@<DNS domain> (not other suffixes) of
          * an account that has no userPrincipalName. */
         const char *at = strrchr(ln.name, '@');
         if (out->reason == AUTH_REASON_UNKNOWN_ACCOUNT && same(at + 1, names->dns_domain)) {
             char *local = xstrndup(ln.name, (size_t)(at - ln.name));
             struct account *b = NULL;
-            enum auth_reason r = find_one(d, "sAMAccountName", local, &b, &out->server, t);
+            enum auth_reason r =
+                resolve_find_account(d, "sAMAccountName", local, &b, &out->server, t);
             free(local);
             if (r == AUTH_REASON_NONE && b->upn == NULL) {
                 a = b;
@@ -161,13 +163,14 @@ void resolve_login(struct directory *d, const struct domain_names *names,
                             names->dns_domain ? names->dns_domain : "(no DNS name)");
             out->reason = AUTH_REASON_UNKNOWN_DOMAIN; /* never silently ignored */
         } else {
-            out->reason = find_one(d, "sAMAccountName", ln.name, &a, &out->server, t);
+            out->reason = resolve_find_account(d, "sAMAccountName", ln.name, &a, &out->server, t);
         }
         if (out->reason == AUTH_REASON_NONE && ln.form == LOGIN_FORM_DOMAIN_NAME_ALIAS &&
             ln.alias != NULL) {
             /* DOMAIN\user\alias: user authenticates, the mailbox is the alias's (Exchange 2003) */
             struct account *owner = NULL;
-            out->reason = find_one(d, "mailNickname", ln.alias, &owner, &out->server, t);
+            out->reason =
+                resolve_find_account(d, "mailNickname", ln.alias, &owner, &out->server, t);
             if (out->reason == AUTH_REASON_UNKNOWN_ACCOUNT ||
                 out->reason == AUTH_REASON_AMBIGUOUS_LOGIN)
                 out->reason = AUTH_REASON_UNKNOWN_MAILBOX;
