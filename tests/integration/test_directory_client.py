@@ -8,7 +8,6 @@ import json
 import os
 import re
 import select
-import shutil
 import socket
 import ssl
 import subprocess
@@ -18,46 +17,16 @@ import uuid
 
 import pytest
 
-from tests.lab import ad, tls as tls_lab
+from tests.lab import tools, ad, tls as tls_lab
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-PKGS = "libevent libevent_pthreads gnutls ldap krb5-gssapi krb5 libgsasl sqlite3 gmime-3.0".split()
-WARN = ("-Wall -Wextra -Werror -Wshadow -Wpointer-arith -Wstrict-prototypes -Wformat=2 "
-        "-Wno-format-nonliteral").split()
 JDOE_DN = "cn=John Doe,ou=Staff,dc=example,dc=test"
 PASSWORD = "Demo-Pass-1"
 
 
-def _library():
-    candidates = [os.environ.get("DIRPROBE_LIB")]
-    if os.environ.get("POSTERND"):
-        candidates.append(os.path.join(os.path.dirname(os.environ["POSTERND"]), "libpostern.a"))
-    candidates.append(os.path.join(REPO, "build", "libpostern.a"))
-    for c in candidates:
-        if c and os.path.exists(c):
-            return c
-    pytest.skip("libpostern.a not built (run make first)")
-
-
 @pytest.fixture(scope="module")
 def dirprobe(tmp_path_factory):
-    cc = shutil.which("cc") or shutil.which("gcc")
-    if cc is None or shutil.which("pkg-config") is None:
-        pytest.skip("no C compiler or pkg-config")
-    lib = _library()
-    out = str(tmp_path_factory.mktemp("dirprobe") / "dirprobe")
-    pc = subprocess.run(["pkg-config", "--cflags", "--libs"] + PKGS, capture_output=True,
-                        text=True, check=True).stdout.split()
-    base = [cc, "-std=gnu11", "-O1", "-g", "-D_GNU_SOURCE", "-I", os.path.join(REPO, "include")]
-    base += WARN + ["-o", out, os.path.join(REPO, "tests", "tools", "dirprobe.c"), lib]
-    base += pc + ["-llber", "-lresolv", "-lpthread"]
-    done = subprocess.run(base, capture_output=True, text=True)
-    if done.returncode != 0:
-        # a SANITIZE=1 library needs the sanitizer runtimes at link time
-        done = subprocess.run(base + ["-fsanitize=address,undefined"], capture_output=True,
-                              text=True)
-    assert done.returncode == 0, done.stderr
-    return out
+    return tools.build_tool("dirprobe", tmp_path_factory.mktemp("dirprobe"), "DIRPROBE_LIB")
 
 
 @pytest.fixture(scope="module")

@@ -15,15 +15,14 @@ import tempfile
 
 import pytest
 
+from tests.lab import tools
+
 from tests.lab.daemon import LabError, log_tail, spawn, stop, wait_ready
 from tests.lab.ports import free_port, port_in_use
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 DATA = os.path.join(REPO, "tests", "data", "mime")
 SAMPLES = sorted(os.path.basename(p) for p in glob.glob(os.path.join(DATA, "*.eml")))
-PKGS = "libevent libevent_pthreads gnutls ldap krb5-gssapi libgsasl sqlite3 gmime-3.0".split()
-WARN = ("-Wall -Wextra -Werror -Wshadow -Wpointer-arith -Wstrict-prototypes -Wformat=2 "
-        "-Wno-format-nonliteral").split()
 DOVECOT = "/usr/sbin/dovecot"
 
 SECTIONS = ["", "HEADER", "TEXT", "1", "1.MIME", "1.1", "1.2", "1.2.1", "1.2.2.MIME", "2",
@@ -46,36 +45,9 @@ KNOWN_DIFFERENCES = {
 }
 
 
-def _library():
-    candidates = [os.environ.get("MIMEPROBE_LIB")]
-    if os.environ.get("POSTERND"):
-        candidates.append(os.path.join(os.path.dirname(os.environ["POSTERND"]), "libpostern.a"))
-    candidates.append(os.path.join(REPO, "build", "libpostern.a"))
-    for c in candidates:
-        if c and os.path.exists(c):
-            return c
-    pytest.skip("libpostern.a not built (run make first)")
-
-
 @pytest.fixture(scope="module")
 def mimeprobe(tmp_path_factory):
-    cc = shutil.which("cc") or shutil.which("gcc")
-    if cc is None or shutil.which("pkg-config") is None:
-        pytest.skip("no C compiler or pkg-config")
-    lib = _library()
-    out = str(tmp_path_factory.mktemp("mimeprobe") / "mimeprobe")
-    pc = subprocess.run(["pkg-config", "--cflags", "--libs"] + PKGS, capture_output=True,
-                        text=True, check=True).stdout.split()
-    base = [cc, "-std=gnu11", "-O1", "-g", "-D_GNU_SOURCE", "-I", os.path.join(REPO, "include")]
-    base += WARN + ["-o", out, os.path.join(REPO, "tests", "tools", "mimeprobe.c"), lib]
-    base += pc + ["-llber", "-lpthread"]
-    done = subprocess.run(base, capture_output=True, text=True)
-    if done.returncode != 0:
-        # a SANITIZE=1 library needs the sanitizer runtimes at link time
-        done = subprocess.run(base + ["-fsanitize=address,undefined"], capture_output=True,
-                              text=True)
-    assert done.returncode == 0, done.stderr
-    return out
+    return tools.build_tool("mimeprobe", tmp_path_factory.mktemp("mimeprobe"), "MIMEPROBE_LIB")
 
 
 def probe(exe, sample, *args):
