@@ -172,10 +172,19 @@ static void print_op(const struct histogram *h, const char *name, bool *first)
     if (h->count == 0)
         return;
     printf("%s\"%s\":{\"n\":%" PRIu64 ",\"mean_ms\":%.3f,\"p50_ms\":%.3f,\"p99_ms\":%.3f,"
-           "\"max_ms\":%.3f}",
+           "\"max_ms\":%.3f,\"sum_us\":%.0f,\"max_us\":%" PRIu64 ",\"buckets\":[",
            *first ? "" : ",", name, h->count, h->sum_us / (double)h->count / 1000.0,
            (double)hist_percentile(h, 50) / 1000.0, (double)hist_percentile(h, 99) / 1000.0,
-           (double)h->max_us / 1000.0);
+           (double)h->max_us / 1000.0, h->sum_us, h->max_us);
+    /* the non-empty buckets, so that runs of several processes can be merged */
+    bool first_bucket = true;
+    for (unsigned b = 0; b < HIST_POW * HIST_SUB; b++) {
+        if (h->bucket[b] == 0)
+            continue;
+        printf("%s[%u,%" PRIu64 "]", first_bucket ? "" : ",", b, h->bucket[b]);
+        first_bucket = false;
+    }
+    printf("]}");
     *first = false;
 }
 
