@@ -157,6 +157,44 @@ static void free_pending(struct conn *c)
     c->pending_tail = NULL;
 }
 
+/* Copies `len` bytes of a message file to `out` as the protocol wants them: bare LF as CRLF,
+ * a dot at a line start doubled (POP3), NUL as 0x80 (IMAP literals); returns the bytes
+ * written (at most 2 * len). Line by line with memchr/memcpy: byte by byte, this loop was a
+ * fifth of posternd's CPU time in bench/'s POP3 workload (perf). */
+static size_t transform(struct out_item *i, const unsigned char *raw, size_t len,
+                        unsigned char *out)
+{
+    size_t n = 0;
+    const unsigned char *p = raw, *end = raw + len;
+    while (p < end) {
+        if (i->dot_stuff && i->line_start && *p == '.')
+            out[n++] = '.';
+        const unsigned char *nl = memchr(p, '\n', (size_t)(end - p));
+        size_t run = (size_t)((nl ? nl : end) - p);
+        if (run > 0) {
+            memcpy(out + n, p, run);
+            if (i->nul_as_0x80) {
+                unsigned char *z = out + n, *zend = out + n + run;
+                while ((z = memchr(z, '\0', (size_t)(zend - z))) != NULL)
+                    *z++ = 0x80;
+            }
+            n += run;
+            i->prev_cr = p[run - 1] == '\r';
+            i->line_start = false;
+            p += run;
+        }
+        if (nl != NULL) {
+            if (i->crlf && !i->prev_cr)
+                out[n++] = '\r';
+            out[n++] = '\n';
+            i->prev_cr = false;
+            i->line_start = true;
+            p++;
+        }
+    }
+    return n;
+}
+
 /* Moves pending output into c->out until it holds PUMP_LOW_WATER bytes. False when a file
  * could not deliver the bytes promised (it shrank, or a read failed): the peer was told a
  * literal's length, so the connection cannot go on. */
@@ -187,16 +225,7 @@ static bool pump(struct conn *c)
         }
         i->offset += (uint64_t)r;
         i->raw_left -= (uint64_t)r;
-        size_t n = 0;
-        for (ssize_t k = 0; k < r; k++) {
-            if (i->crlf && raw[k] == '\n' && !i->prev_cr)
-                out[n++] = '\r';
-            if (i->dot_stuff && i->line_start && raw[k] == '.')
-                out[n++] = '.';
-            out[n++] = i->nul_as_0x80 && raw[k] == '\0' ? 0x80 : raw[k];
-            i->prev_cr = raw[k] == '\r';
-            i->line_start = raw[k] == '\n';
-        }
+        size_t n = transform(i, raw, (size_t)r, out);
         size_t from = 0;
         if (i->skip > 0) {
             from = i->skip < n ? (size_t)i->skip : n;
