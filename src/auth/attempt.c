@@ -378,43 +378,66 @@ static bool sid_filter_value(const char *domain_sid, uint32_t rid, char *out, si
     return o < outlen;
 }
 
-/* Domain names and privileged groups, read once per context from the directory. */
+/* Domain names and privileged groups, read once per context from the directory. The reads
+ * run outside the lock: a directory that stalls (a hung KDC holds a new connection's SASL
+ * GSSAPI bind for libkrb5's whole ~27 s) must not queue every other login behind the first
+ * one, each waiting its turn to stall again. Logins that race all read; the first answer is
+ * kept. */
 static bool ensure_naming(struct auth_context *ctx)
 {
     pthread_mutex_lock(&ctx->lock);
     bool ok = ctx->naming_read;
-    if (!ok && directory_read_naming(ctx->dir, &ctx->naming) == DIRECTORY_OK) {
-        ctx->naming_read = ok = true;
-        /* Domain Admins (512), Schema Admins (518), Enterprise Admins (519) by SID, so that
-         * renamed groups are still found. */
-        struct account **dom = NULL;
-        size_t n = 0, matched = 0;
-        const char *server;
-        if (directory_find_accounts(ctx->dir, "(&(objectClass=domainDNS)(objectSid=*))", &dom, &n,
-                                    1, &matched, &server) == DIRECTORY_OK &&
-            n == 1 && dom[0]->sid) {
-            char v[3][300], filter[1024];
-            if (sid_filter_value(dom[0]->sid, 512, v[0], sizeof(v[0])) &&
-                sid_filter_value(dom[0]->sid, 518, v[1], sizeof(v[1])) &&
-                sid_filter_value(dom[0]->sid, 519, v[2], sizeof(v[2]))) {
-                snprintf(filter, sizeof(filter),
-                         "(&(objectClass=group)(|(objectSid=%s)(objectSid=%s)(objectSid=%s)))",
-                         v[0], v[1], v[2]);
-                struct account **groups = NULL;
-                size_t ng = 0;
-                if (directory_find_accounts(ctx->dir, filter, &groups, &ng, 3, &matched, &server) ==
-                    DIRECTORY_OK) {
-                    ctx->privileged_groups = xcalloc(ng, sizeof(char *));
-                    for (size_t i = 0; i < ng; i++)
-                        ctx->privileged_groups[ctx->n_privileged_groups++] = xstrdup(groups[i]->dn);
-                }
-                directory_free_accounts(groups, ng);
+    pthread_mutex_unlock(&ctx->lock);
+    if (ok)
+        return true;
+    struct directory_naming naming;
+    if (directory_read_naming(ctx->dir, &naming) != DIRECTORY_OK)
+        return false;
+    /* Domain Admins (512), Schema Admins (518), Enterprise Admins (519) by SID, so that
+     * renamed groups are still found. */
+    char **privileged = NULL;
+    size_t n_privileged = 0;
+    struct account **dom = NULL;
+    size_t n = 0, matched = 0;
+    const char *server;
+    if (directory_find_accounts(ctx->dir, "(&(objectClass=domainDNS)(objectSid=*))", &dom, &n, 1,
+                                &matched, &server) == DIRECTORY_OK &&
+        n == 1 && dom[0]->sid) {
+        char v[3][300], filter[1024];
+        if (sid_filter_value(dom[0]->sid, 512, v[0], sizeof(v[0])) &&
+            sid_filter_value(dom[0]->sid, 518, v[1], sizeof(v[1])) &&
+            sid_filter_value(dom[0]->sid, 519, v[2], sizeof(v[2]))) {
+            snprintf(filter, sizeof(filter),
+                     "(&(objectClass=group)(|(objectSid=%s)(objectSid=%s)(objectSid=%s)))", v[0],
+                     v[1], v[2]);
+            struct account **groups = NULL;
+            size_t ng = 0;
+            if (directory_find_accounts(ctx->dir, filter, &groups, &ng, 3, &matched, &server) ==
+                DIRECTORY_OK) {
+                privileged = xcalloc(ng, sizeof(char *));
+                for (size_t i = 0; i < ng; i++)
+                    privileged[n_privileged++] = xstrdup(groups[i]->dn);
             }
+            directory_free_accounts(groups, ng);
         }
-        directory_free_accounts(dom, n);
+    }
+    directory_free_accounts(dom, n);
+    pthread_mutex_lock(&ctx->lock);
+    bool keep = !ctx->naming_read;
+    if (keep) {
+        ctx->naming = naming;
+        ctx->privileged_groups = privileged;
+        ctx->n_privileged_groups = n_privileged;
+        ctx->naming_read = true;
     }
     pthread_mutex_unlock(&ctx->lock);
-    return ok;
+    if (!keep) { /* another login was quicker */
+        directory_naming_free(&naming);
+        for (size_t i = 0; i < n_privileged; i++)
+            free(privileged[i]);
+        free(privileged);
+    }
+    return true;
 }
 
 struct directory *auth_context_directory(struct auth_context *ctx)
