@@ -79,8 +79,7 @@ struct directory {
     char *bind_password;
     size_t bind_password_len;
     /* SASL GSSAPI instead of a simple bind: credentials from a keytab, tickets in a private
-     * in-memory cache that MIT Kerberos refreshes from the keytab as they expire. */
-    gss_cred_id_t gss_cred;
+     * in-memory cache (see service_credentials). */
     char *gss_principal; /* the credentials' principal, as the directory must see it */
     char *keytab;
     /* The keytab's keys, copied at start (as root) into a MEMORY keytab that lives as long as
@@ -318,6 +317,9 @@ static int gssapi_bind(struct directory *d, LDAP *ld, size_t uri)
         return LDAP_LOCAL_ERROR;
     int rc = ldap_sasl_interactive_bind_s(ld, NULL, "GSSAPI", NULL, NULL, LDAP_SASL_QUIET,
                                           sasl_interact, &state);
+    /* The security context outlives the credentials: they are needed for the bind only. */
+    OM_uint32 minor;
+    gss_release_cred(&minor, &state.cred);
     if (rc != LDAP_SUCCESS)
         return rc;
     /* Never a bind with whatever default credentials the process environment holds: the
@@ -845,18 +847,14 @@ static bool load_service_keys(struct directory *d, const struct directory_config
     return true;
 }
 
-/* Initiator credentials for the keytab's principal (MIT's cred store, krb5 1.11+); tickets
- * live in a MEMORY ccache of this directory client and are fetched again from the keys as
- * they expire. Once acquired, shared by every connection. */
+/* Initiator credentials for the keytab's principal (MIT's cred store, krb5 1.11+), for one
+ * bind. The tickets live in a MEMORY ccache of this directory client, so acquiring is only a
+ * look into it while they are valid; once they expired, it gets a new TGT from the keys. A
+ * handle kept for good would not: MIT refreshes such a handle's TGT only at set times and
+ * never after a failed try, so every new connection failed ("Ticket expired") from the first
+ * expiry on, also when the KDC had only been away for a moment. */
 static bool service_credentials(struct directory *d, gss_cred_id_t *out)
 {
-    pthread_mutex_lock(&d->lock);
-    gss_cred_id_t cred = d->gss_cred;
-    pthread_mutex_unlock(&d->lock);
-    if (cred != GSS_C_NO_CREDENTIAL) {
-        *out = cred;
-        return true;
-    }
     char ccache[64];
     snprintf(ccache, sizeof(ccache), "MEMORY:postern-directory-%p", (void *)d);
     gss_key_value_element_desc elements[] = {{"client_keytab", d->memory_keytab_name},
@@ -867,10 +865,20 @@ static bool service_credentials(struct directory *d, gss_cred_id_t *out)
     gss_buffer_desc buf = {.length = strlen(d->gss_principal), .value = d->gss_principal};
     major = gss_import_name(&minor, &buf, GSS_KRB5_NT_PRINCIPAL_NAME, &name);
     gss_OID_set_desc mechs = {.count = 1, .elements = (gss_OID)gss_mech_krb5};
+    gss_cred_id_t cred = GSS_C_NO_CREDENTIAL;
+    OM_uint32 lifetime = 0;
     if (!GSS_ERROR(major))
         major = gss_acquire_cred_from(&minor, name, GSS_C_INDEFINITE, &mechs, GSS_C_INITIATE,
-                                      &store, &cred, NULL, NULL);
+                                      &store, &cred, NULL, &lifetime);
     gss_release_name(&minor, &name);
+    if (!GSS_ERROR(major) && lifetime == 0) {
+        /* Expired tickets and no new ones (the KDC did not answer): no bind with them. */
+        gss_release_cred(&minor, &cred);
+        log_warning("directory: the Kerberos tickets of %s expired and the KDC gave no new ones "
+                    "for the keys of %s",
+                    d->gss_principal, d->keytab);
+        return false;
+    }
     if (GSS_ERROR(major)) {
         char why[512] = "";
         gss_message(major, GSS_C_GSS_CODE, why, sizeof(why));
@@ -879,14 +887,6 @@ static bool service_credentials(struct directory *d, gss_cred_id_t *out)
                     d->keytab, why);
         return false;
     }
-    pthread_mutex_lock(&d->lock);
-    if (d->gss_cred == GSS_C_NO_CREDENTIAL) {
-        d->gss_cred = cred;
-    } else { /* another thread was quicker */
-        gss_release_cred(&minor, &cred);
-        cred = d->gss_cred;
-    }
-    pthread_mutex_unlock(&d->lock);
     *out = cred;
     return true;
 }
@@ -992,10 +992,6 @@ void directory_free(struct directory *d)
     if (d->bind_password != NULL) {
         wipe(d->bind_password, d->bind_password_len);
         free(d->bind_password);
-    }
-    if (d->gss_cred != GSS_C_NO_CREDENTIAL) {
-        OM_uint32 minor;
-        gss_release_cred(&minor, &d->gss_cred);
     }
     free(d->keytab);
     free(d->gss_principal);
