@@ -11,6 +11,7 @@ replay cache. The KDC listens on 127.0.0.1:PORT over UDP and TCP.
 """
 import os
 import shutil
+import signal
 import time
 
 from . import daemon, ports
@@ -74,7 +75,9 @@ class Kdc(daemon.LabDaemon):
 
     # ----------------------------------------------------------- lifecycle --
 
-    def start(self):
+    def start(self, fresh=True):
+        """fresh=False restarts on the database of the last run, on the same port (a KDC
+        coming back after a crash: the keys in keytabs made before stay valid)."""
         if self._proc is not None:
             raise LabError("krb5kdc already started (pid %d)" % self.pid)
         krb5kdc = _tool("krb5kdc")
@@ -84,7 +87,8 @@ class Kdc(daemon.LabDaemon):
                 os.unlink(old_log)
         self._write_configs()
         t0 = time.monotonic()
-        self._create_realm()
+        if fresh:
+            self._create_realm()
         t1 = time.monotonic()
         # -n: stay in the foreground, so the PID we hold is the KDC's.
         self._proc = daemon.spawn([krb5kdc, "-n", "-r", self.realm,
@@ -102,6 +106,20 @@ class Kdc(daemon.LabDaemon):
             raise
         self.setup_seconds, self.startup_seconds = t1 - t0, time.monotonic() - t1
         return self
+
+    def kill(self):
+        """SIGKILL (a crash: no goodbye on any socket) and reap; start(fresh=False) brings the
+        same realm back on the same port."""
+        if self._proc is not None:
+            os.kill(self._proc.pid, signal.SIGKILL)
+            self._proc.wait()
+            self._proc = None
+
+    def stop(self, timeout=5.0, remove=False):
+        # a SIGSTOPped KDC (a hung one, in fault tests) must get the SIGTERM too
+        if self._proc is not None and self._proc.poll() is None:
+            os.kill(self._proc.pid, signal.SIGCONT)
+        super().stop(timeout, remove)
 
 
 
