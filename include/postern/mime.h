@@ -73,6 +73,11 @@ struct mime_message;
  * (and errno) set on failure. */
 struct mime_message *mime_message_open(const char *path, enum mime_error *error);
 struct mime_message *mime_message_open_fd(int fd, enum mime_error *error);
+/* Only the message's own header, for BODY[HEADER], BODY[HEADER.FIELDS (...)] and
+ * RFC822.HEADER: reads up to the blank line. The result answers mime_message_section() for
+ * the HEADER of part "" and mime_message_header_fields(); it has no parts, envelope or
+ * structure, and mime_message_size() and the sizes of TEXT and the whole body are unknown. */
+struct mime_message *mime_message_open_header(int fd, enum mime_error *error);
 void mime_message_free(struct mime_message *msg);
 
 const struct mime_part *mime_message_root(const struct mime_message *msg);

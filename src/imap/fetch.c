@@ -31,7 +31,8 @@ struct fetch_job {
     bool *seen_added; /* \Seen set by this FETCH: FLAGS is echoed (RFC 3501 §6.4.5) */
     size_t n, next;
     bool flags_requested, uid_requested, needs_mime, needs_file;
-    bool vanished; /* a message's file was gone: OK [EXPUNGEISSUED] */
+    bool needs_header; /* the message's own header only (mime_message_open_header) */
+    bool vanished;     /* a message's file was gone: OK [EXPUNGEISSUED] */
 };
 
 /* What one message needs while its response is built. */
@@ -41,6 +42,7 @@ struct fetch_message {
     int fd;
     struct store_message info;
     struct mime_message *mime;
+    bool header_only; /* mime from mime_message_open_header() */
     char *envelope, *bodystructure;
 };
 
@@ -166,7 +168,7 @@ static void out_body_section(struct fetch_job *f, struct fetch_message *fm,
                                       : a->item == FETCH_RFC822_HEADER ? &header
                                       : a->item == FETCH_RFC822_TEXT   ? &text
                                                                        : &a->section;
-    if (sec->n_parts == 0 && sec->text == SECTION_WHOLE && fm->mime == NULL) {
+    if (sec->n_parts == 0 && sec->text == SECTION_WHOLE && (fm->mime == NULL || fm->header_only)) {
         /* the whole message: the index knows its normalised size */
         struct mime_range all = {0, fm->info.file_size};
         out_section(f, a, fm->fd, &all, fm->info.size);
@@ -245,7 +247,7 @@ static bool prepare_message(struct fetch_job *f, struct fetch_message *fm)
         fm->bodystructure = cached(f, fm, STORE_CACHE_BODYSTRUCTURE);
     bool need_mime =
         f->needs_mime || (want_env && !fm->envelope) || (want_bs && !fm->bodystructure);
-    if (!f->needs_file && !need_mime)
+    if (!f->needs_file && !need_mime && !f->needs_header)
         return true;
     enum store_status st = store_open_message(mb, fm->uid, &fm->fd, &fm->info);
     if (st != STORE_OK) {
@@ -258,14 +260,18 @@ static bool prepare_message(struct fetch_job *f, struct fetch_message *fm)
     struct stat sb;
     if (!need_mime && (fstat(fm->fd, &sb) < 0 || (uint64_t)sb.st_size != fm->info.file_size))
         need_mime = true; /* changed behind the index's back: measure it afresh */
-    if (need_mime) {
+    if (need_mime || f->needs_header) {
         enum mime_error e;
-        fm->mime = mime_message_open_fd(fm->fd, &e);
+        fm->header_only = !need_mime;
+        fm->mime = fm->header_only ? mime_message_open_header(fm->fd, &e)
+                                   : mime_message_open_fd(fm->fd, &e);
         if (fm->mime == NULL) {
             log_warning("conn %llu: FETCH of UID %u in %s: %s", (unsigned long long)f->job.conn_id,
                         fm->uid, store_mailbox_name(mb), mime_error_text(e));
             return false;
         }
+        if (fm->header_only)
+            return true; /* the file is the size the index says: so is the message */
         if ((want_env && !fm->envelope) || (want_bs && !fm->bodystructure))
             compute_cached(f, fm);
         /* the whole message is sent with the sizes of this very reading */
@@ -326,7 +332,8 @@ static void fetch_one(struct fetch_job *f, size_t index)
             break;
         case FETCH_RFC822_SIZE:
             out_printf(o, "RFC822.SIZE %llu",
-                       (unsigned long long)(fm.mime ? mime_message_size(fm.mime) : fm.view->size));
+                       (unsigned long long)(fm.mime && !fm.header_only ? mime_message_size(fm.mime)
+                                                                       : fm.view->size));
             break;
         case FETCH_ENVELOPE:
             out_printf(o, "ENVELOPE %s", fm.envelope ? fm.envelope : "NIL");
@@ -485,12 +492,18 @@ void imap_fetch(struct imap_session *s, const char *tag, bool uid, const struct 
             f->needs_file = true;
             break;
         case FETCH_RFC822_HEADER:
+            f->needs_file = f->needs_header = true;
+            break;
         case FETCH_RFC822_TEXT:
             f->needs_file = f->needs_mime = true;
             break;
         case FETCH_BODY_SECTION:
             f->needs_file = true;
-            if (a->section.n_parts > 0 || a->section.text != SECTION_WHOLE)
+            if (a->section.n_parts == 0 &&
+                (a->section.text == SECTION_HEADER || a->section.text == SECTION_HEADER_FIELDS ||
+                 a->section.text == SECTION_HEADER_FIELDS_NOT))
+                f->needs_header = true;
+            else if (a->section.n_parts > 0 || a->section.text != SECTION_WHOLE)
                 f->needs_mime = true;
             break;
         default:

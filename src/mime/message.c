@@ -79,6 +79,7 @@ struct mime_part_info {
 struct mime_message {
     int fd;
     uint64_t file_size;
+    bool header_only; /* mime_message_open_header() */
     struct mime_part *root;
     struct mime_buf envelope, bodystructure, body;
 };
@@ -742,13 +743,18 @@ static void drop_values(struct mime_part *part)
     }
 }
 
-struct mime_message *mime_message_open_fd(int fd, enum mime_error *error)
+/* header_only: the root header and nothing after it (a HEADER.FIELDS fetch of a 2 MB message
+ * reads its first kilobytes); the root is then a leaf whose body runs to the end of the file,
+ * of unknown size, and has no parts, envelope or structure. */
+static struct mime_message *open_scan(int fd, bool header_only, enum mime_error *error)
 {
     /* a new open file description, so that GMime's seeks (search.c) never move the offset of
-     * the caller's descriptor; a plain duplicate where /proc is missing */
+     * the caller's descriptor; a plain duplicate where /proc is missing, and for a header-only
+     * analysis, which is read with pread alone and never reaches GMime (no path lookup in /proc
+     * for each message of a HEADER.FIELDS fetch) */
     char proc_path[64];
     snprintf(proc_path, sizeof(proc_path), "/proc/self/fd/%d", fd);
-    int own = fd < 0 ? -1 : open(proc_path, O_RDONLY | O_CLOEXEC);
+    int own = fd < 0 || header_only ? -1 : open(proc_path, O_RDONLY | O_CLOEXEC);
     if (own < 0 && fd >= 0)
         own = fcntl(fd, F_DUPFD_CLOEXEC, 0);
     struct stat st;
@@ -763,14 +769,23 @@ struct mime_message *mime_message_open_fd(int fd, enum mime_error *error)
     struct mime_message *msg = xcalloc(1, sizeof(*msg));
     msg->fd = own;
     msg->file_size = (uint64_t)st.st_size;
+    msg->header_only = header_only;
 
     struct scanner *s = xcalloc(1, sizeof(*s));
     reader_init(&s->rd, own, 0, msg->file_size);
     scan_advance(s);
     msg->root = new_part(s, NULL, true, false);
-    (void)scan_part(s, msg->root);
+    if (header_only) {
+        struct part_end end = {0};
+        (void)scan_header(s, msg->root, &end); /* no boundaries: ends at the blank line or EOF */
+        msg->root->kind = MIME_KIND_LEAF;
+        msg->root->body.start = end.at.off;
+        msg->root->body.end = msg->file_size;
+    } else {
+        (void)scan_part(s, msg->root);
+        msg->file_size = s->rd.limit;
+    }
     bool io_error = s->rd.io_error;
-    msg->file_size = s->rd.limit;
     reader_free(&s->rd);
     free(s);
     if (io_error) {
@@ -778,12 +793,24 @@ struct mime_message *mime_message_open_fd(int fd, enum mime_error *error)
         *error = MIME_ERR_IO;
         return NULL;
     }
-    mime_buf_add(&msg->envelope, msg->root->info->envelope.data, msg->root->info->envelope.len);
-    write_structure(&msg->bodystructure, msg->root, true);
-    write_structure(&msg->body, msg->root, false);
+    if (!header_only) {
+        mime_buf_add(&msg->envelope, msg->root->info->envelope.data, msg->root->info->envelope.len);
+        write_structure(&msg->bodystructure, msg->root, true);
+        write_structure(&msg->body, msg->root, false);
+    }
     drop_values(msg->root);
     *error = MIME_OK;
     return msg;
+}
+
+struct mime_message *mime_message_open_fd(int fd, enum mime_error *error)
+{
+    return open_scan(fd, false, error);
+}
+
+struct mime_message *mime_message_open_header(int fd, enum mime_error *error)
+{
+    return open_scan(fd, true, error);
 }
 
 struct mime_message *mime_message_open(const char *path, enum mime_error *error)

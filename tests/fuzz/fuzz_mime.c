@@ -137,8 +137,25 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     enum mime_error error;
     struct mime_message *msg = mime_message_open_fd(fd, &error);
+    struct mime_message *head = mime_message_open_header(fd, &error);
     close(fd);
-    check(msg != NULL, "open a memfd");
+    check(msg != NULL && head != NULL, "open a memfd");
+    /* the header-only analysis finds the same header as the full one */
+    struct mime_range want, got;
+    struct mime_size want_size, got_size;
+    check(mime_message_section(msg, "", MIME_SECTION_HEADER, &want, &want_size) == MIME_OK &&
+              mime_message_section(head, "", MIME_SECTION_HEADER, &got, &got_size) == MIME_OK,
+          "HEADER section");
+    check(want.start == got.start && want.end == got.end && want_size.octets == got_size.octets &&
+              want_size.lines == got_size.lines,
+          "header-only HEADER == full HEADER");
+    static const char *const fields[] = {"Subject", "FROM", "x"};
+    uint64_t sent = 0, counted = 0;
+    check(mime_message_header_fields(head, &got, fields, 3, false, count_only, &sent, &counted) ==
+                  MIME_OK &&
+              sent == counted,
+          "header-only header fields");
+    mime_message_free(head);
     size_t len;
     const char *s = mime_message_envelope(msg, &len);
     check_imap_list(s, len, "ENVELOPE is an IMAP list");

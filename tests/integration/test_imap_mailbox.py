@@ -339,6 +339,34 @@ def test_fetch_items(imap):
     assert b'"mixed")' in body_only, body_only  # no extension data in BODY
 
 
+def test_fetch_header_items_with_others(imap):
+    """HEADER, HEADER.FIELDS and RFC822.HEADER read only the message's header; asked together
+    with the whole message, its size or its structure, each item is still whole and exact."""
+    m = imap
+    uid = append(m, m.test_box, MULTI)
+    header, _, body = MULTI.partition(b"\r\n\r\n")
+    for items in ("(RFC822.SIZE BODY.PEEK[HEADER.FIELDS (SUBJECT)] BODY.PEEK[])",
+                  "(BODY.PEEK[HEADER] RFC822.SIZE BODY.PEEK[TEXT] BODYSTRUCTURE)",
+                  "(RFC822.HEADER BODY.PEEK[HEADER.FIELDS.NOT (SUBJECT)] RFC822.SIZE)"):
+        typ, data = m.uid("FETCH", str(uid), items)
+        assert typ == "OK", data
+        text = b"".join(x if isinstance(x, bytes) else b"".join(x) for x in data)
+        assert b"RFC822.SIZE %d" % len(MULTI) in text, (items, text)
+        literals = [x[1] for x in data if isinstance(x, tuple)]
+        if "BODY.PEEK[]" in items:
+            assert MULTI in literals or text.count(MULTI) == 1, items
+        if "BODY.PEEK[TEXT]" in items:
+            assert body in text and b'"alternative"' in text, items
+        if "BODY.PEEK[HEADER]" in items or "RFC822.HEADER" in items:
+            assert (header + b"\r\n\r\n") in text, items
+    # the same for every message of a batch, the header read alone each time
+    uids = [append(m, m.test_box, MULTI.replace(b"multi@", b"multi%d@" % i)) for i in range(20)]
+    typ, data = m.uid("FETCH", "%d:%d" % (uids[0], uids[-1]),
+                      "(UID RFC822.SIZE BODY.PEEK[HEADER.FIELDS (MESSAGE-ID)])")
+    assert typ == "OK", data
+    got = [x[1] for x in data if isinstance(x, tuple)]
+    assert got == [b"Message-ID: <multi%d@example.test>\r\n\r\n" % i for i in range(20)], got
+
 def test_fetch_sets_seen_and_echoes_flags(imap):
     m = imap
     uid = append(m, m.test_box, SIMPLE)

@@ -487,6 +487,110 @@ static void test_large_message_memory(void **state)
 #endif
 }
 
+static long long rchar(void)
+{
+    long long n = -1;
+    FILE *f = fopen("/proc/self/io", "r");
+    char line[128];
+    while (f != NULL && fgets(line, sizeof(line), f) != NULL) {
+        if (strncmp(line, "rchar:", 6) == 0)
+            n = strtoll(line + 6, NULL, 10);
+    }
+    if (f != NULL)
+        fclose(f);
+    return n;
+}
+
+static char *header_fields_of(const struct mime_message *msg, const char *const *names, size_t n)
+{
+    struct mime_range h;
+    struct mime_size size;
+    assert_int_equal(mime_message_section(msg, "", MIME_SECTION_HEADER, &h, &size), MIME_OK);
+    struct mime_buf out = {0};
+    assert_int_equal(mime_message_header_fields(msg, &h, names, n, false, collect, &out, NULL),
+                     MIME_OK);
+    mime_buf_add(&out, "", 0);
+    return out.data;
+}
+
+/* mime_message_open_header(): on every sample, BODY[HEADER] and HEADER.FIELDS are those of
+ * the full analysis; and it reads the header, not the 20 MB behind it. */
+static void test_header_only(void **state)
+{
+    (void)state;
+    static const char *const samples[] = {"alternative.eml",
+                                          "boundary_edges.eml",
+                                          "broken_boundary.eml",
+                                          "broken_headers.eml",
+                                          "digest_cut_header.eml",
+                                          "eight_bit.eml",
+                                          "empty_header.eml",
+                                          "header_only.eml",
+                                          "long_headers.eml",
+                                          "mixed_attachment.eml",
+                                          "nested.eml",
+                                          "no_headers.eml",
+                                          "nul_bytes.eml",
+                                          "plain_crlf.eml",
+                                          "plain_lf.eml",
+                                          "rfc2047.eml",
+                                          "top_rfc822.eml",
+                                          "unterminated_multipart.eml"};
+    static const char *const names[] = {"date",    "from",       "to",          "cc",
+                                        "subject", "message-id", "content-type"};
+    for (size_t i = 0; i < sizeof(samples) / sizeof(samples[0]); i++) {
+        char path[512];
+        snprintf(path, sizeof(path), DATA "%s", samples[i]);
+        FILE *f = fopen(path, "r");
+        assert_non_null(f);
+        enum mime_error error;
+        struct mime_message *full = mime_message_open_fd(fileno(f), &error);
+        struct mime_message *head = mime_message_open_header(fileno(f), &error);
+        assert_non_null(full);
+        assert_non_null(head);
+        char *want = fetch(full, "", MIME_SECTION_HEADER);
+        char *got = fetch(head, "", MIME_SECTION_HEADER);
+        assert_non_null(want);
+        assert_non_null(got);
+        assert_string_equal(got, want);
+        free(want);
+        free(got);
+        want = header_fields_of(full, names, 7);
+        got = header_fields_of(head, names, 7);
+        assert_string_equal(got, want);
+        free(want);
+        free(got);
+        assert_null(mime_message_find_part(head, "1.1")); /* no parts: not analysed */
+        mime_message_free(full);
+        mime_message_free(head);
+        fclose(f);
+    }
+
+    FILE *f = tmpfile();
+    assert_non_null(f);
+    fputs("From: big@example.org\nSubject: big\nContent-Type: multipart/mixed; boundary=b\n\n"
+          "--b\nContent-Type: application/pdf\nContent-Transfer-Encoding: base64\n\n",
+          f);
+    for (int i = 0; i < 20 * 1024 * 1024 / 69; i++)
+        fputs("TmVlZGxlIGluIGEgaGF5c3RhY2s6IGhheSBoYXkgaGF5IGhheSBoYXkgaGF5IGhheSBo\n", f);
+    fputs("--b--\n", f);
+    fflush(f);
+    long long before = rchar();
+    enum mime_error error;
+    struct mime_message *head = mime_message_open_header(fileno(f), &error);
+    assert_non_null(head);
+    const char *const subject[] = {"subject"};
+    char *got = header_fields_of(head, subject, 1);
+    assert_string_equal(got, "Subject: big\r\n\r\n");
+    free(got);
+    long long read = rchar() - before;
+    mime_message_free(head);
+    fclose(f);
+    print_message("header-only analysis of a 20 MB message read %lld bytes\n", read);
+    if (before >= 0)
+        assert_true(read < 1024 * 1024);
+}
+
 static void test_open_errors(void **state)
 {
     (void)state;
@@ -534,7 +638,7 @@ int main(void)
         cmocka_unit_test(test_header_fields),           cmocka_unit_test(test_partial_copies),
         cmocka_unit_test(test_malformed_structures),    cmocka_unit_test(test_limits),
         cmocka_unit_test(test_search_helpers),          cmocka_unit_test(test_open_errors),
-        cmocka_unit_test(test_caller_fd_untouched),
+        cmocka_unit_test(test_caller_fd_untouched),     cmocka_unit_test(test_header_only),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
