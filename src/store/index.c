@@ -271,8 +271,13 @@ static enum store_status db_open(struct idx *idx)
     /* NORMAL: a commit survives kill -9 but not necessarily a power loss. The Maildir is
      * fsynced before each commit and after a reboot the first holder rescans it (boot id in
      * the lock file), so a lost commit is rebuilt from the file names (docs/store.md). */
-    int rc2 = sqlite3_exec(idx->db, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;", NULL,
-                           NULL, NULL);
+    /* wal_autocheckpoint: the first connection after all were closed (a SELECT after login)
+     * rebuilds the WAL index by reading the whole WAL, which is kept (above); at SQLite's
+     * default of 1,000 pages that was up to 4 MB read and a SELECT 1.5 ms slower at 2 MB. */
+    int rc2 = sqlite3_exec(
+        idx->db,
+        "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA wal_autocheckpoint=200;", NULL,
+        NULL, NULL);
     enum store_status st = rc2 == SQLITE_OK ? STORE_OK : idx_sqlite_status(idx, rc2, "open");
     struct stat dst;
     if (st == STORE_OK && stat(path, &dst) == 0) {
