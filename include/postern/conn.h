@@ -114,6 +114,9 @@ struct conn_watch;
 struct conn_watch *conn_watch_new(struct conn *c, int fd, void (*fn)(void *), void *arg);
 void conn_watch_arm(struct conn_watch *w);
 void conn_watch_free(struct conn_watch *w);
+/* The I/O thread the connection runs on, for what that thread's sessions share (IDLE's
+ * inotify instance). */
+struct io_thread *conn_io_thread(const struct conn *c);
 /* Run fn(arg) on this connection's thread after `ms` milliseconds; the connection and its
  * session stay allocated until then (check conn_is_closing in fn). */
 void conn_defer(struct conn *c, unsigned ms, void (*fn)(void *), void *arg);

@@ -237,13 +237,37 @@ enum store_status store_cache_get(struct store_mailbox *mailbox, uint32_t uid,
 enum store_status store_cache_set(struct store_mailbox *mailbox, uint32_t uid,
                                   enum store_cache_field field, const char *value);
 
-/* An inotify fd (owned by the handle) readable when new/, cur/ or the index change; -1 on
- * error. After it polls readable, call store_watch_drain: true means "store_sync now". */
-int store_watch_fd(struct store_mailbox *mailbox);
-bool store_watch_drain(struct store_mailbox *mailbox);
-/* Give back the index pages the handle has cached (it reads them again when needed): for a
- * handle that will wait, e.g. a session in IDLE. */
-void store_watch_trim(struct store_mailbox *mailbox);
+/* Change notification (IDLE). A notifier is one inotify instance that many watches share,
+ * with one kernel watch per directory however many sessions watch the mailbox: a session in
+ * IDLE costs no descriptor. It has an owner thread, which polls store_notifier_fd() for
+ * readability and then calls store_notifier_dispatch(); watches are added on any thread
+ * (the path lookups may block: a store worker), armed and removed on the owner's. */
+struct store_notifier;
+struct store_watch;
+/* NULL when inotify is unavailable (store_last_error() says why). */
+struct store_notifier *store_notifier_new(void);
+int store_notifier_fd(const struct store_notifier *notifier);
+/* References (the owner has one): the notifier lives on until the last is released and its
+ * last watch removed. */
+void store_notifier_ref(struct store_notifier *notifier);
+void store_notifier_release(struct store_notifier *notifier);
+/* Watch new/, cur/ and the index of the mailbox; NULL on error (e.g. the kernel's watch
+ * limit). The watch starts disarmed: changes from now on are remembered for store_watch_arm. */
+struct store_watch *store_watch_add(struct store_notifier *notifier, struct store_mailbox *mailbox,
+                                    void (*fn)(void *), void *arg);
+/* fn(arg) runs once, in store_notifier_dispatch, at the next change. True instead (and not
+ * armed) when a change came since the watch fired or was added: sync now, then arm again. */
+bool store_watch_arm(struct store_watch *watch);
+void store_watch_remove(struct store_watch *watch);
+/* Reads the pending events and runs fn of every armed watch whose mailbox changed (all of
+ * them after an overflow of the kernel's queue). A fn may remove its own watch only. */
+void store_notifier_dispatch(struct store_notifier *notifier);
+/* For a handle that will wait (IDLE): close its index connection and every descriptor and
+ * drop the view's spare room; the next operation opens them again. */
+void store_park(struct store_mailbox *mailbox);
+/* A few connections of parked handles are kept for the next handle of the same mailbox
+ * (docs/store.md): this closes them (tests that count descriptors, a stop). */
+void store_spares_flush(void);
 
 /* Process-wide I/O counters, for tests and metrics. */
 struct store_io_counters {

@@ -977,6 +977,11 @@ struct conn_watch *conn_watch_new(struct conn *c, int fd, void (*fn)(void *), vo
     return w;
 }
 
+struct io_thread *conn_io_thread(const struct conn *c)
+{
+    return c->thread;
+}
+
 void conn_watch_arm(struct conn_watch *w)
 {
     event_add(w->ev, NULL);

@@ -68,9 +68,14 @@ enum store_status idx_sqlite_status(struct idx *idx, int rc, const char *what)
     }
 }
 
+static int ensure_open(struct idx *idx);
+
 enum store_status idx_prepare(struct idx *idx, const char *sql, sqlite3_stmt **stmt)
 {
-    int rc = sqlite3_prepare_v2(idx->db, sql, -1, stmt, NULL);
+    *stmt = NULL;
+    int rc = ensure_open(idx);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_prepare_v2(idx->db, sql, -1, stmt, NULL);
     if (rc != SQLITE_OK) {
         sqlite3_finalize(*stmt);
         *stmt = NULL;
@@ -81,7 +86,9 @@ enum store_status idx_prepare(struct idx *idx, const char *sql, sqlite3_stmt **s
 
 static enum store_status exec(struct idx *idx, const char *sql)
 {
-    int rc = sqlite3_exec(idx->db, sql, NULL, NULL, NULL);
+    int rc = ensure_open(idx);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_exec(idx->db, sql, NULL, NULL, NULL);
     return rc == SQLITE_OK ? STORE_OK : idx_sqlite_status(idx, rc, sql);
 }
 
@@ -90,6 +97,10 @@ static enum store_status exec(struct idx *idx, const char *sql)
  * prepared its queries again. */
 static int prepare_cached(struct idx *idx, const char *sql, sqlite3_stmt **stmt)
 {
+    *stmt = NULL;
+    int rc = ensure_open(idx); /* first: a spare connection brings its statements */
+    if (rc != SQLITE_OK)
+        return rc;
     size_t free_slot = IDX_CACHED_STMTS;
     for (size_t i = 0; i < IDX_CACHED_STMTS; i++) {
         if (idx->cached[i].sql == sql) {
@@ -99,7 +110,7 @@ static int prepare_cached(struct idx *idx, const char *sql, sqlite3_stmt **stmt)
         if (idx->cached[i].sql == NULL && free_slot == IDX_CACHED_STMTS)
             free_slot = i;
     }
-    int rc = sqlite3_prepare_v3(idx->db, sql, -1, SQLITE_PREPARE_PERSISTENT, stmt, NULL);
+    rc = sqlite3_prepare_v3(idx->db, sql, -1, SQLITE_PREPARE_PERSISTENT, stmt, NULL);
     if (rc != SQLITE_OK) {
         sqlite3_finalize(*stmt);
         *stmt = NULL;
@@ -146,6 +157,59 @@ static enum store_status exec_cached(struct idx *idx, const char *sql)
     return st;
 }
 
+static void close_fds(struct idx *idx)
+{
+    int *fds[] = {&idx->lock_fd, &idx->cur_fd, &idx->new_fd, &idx->tmp_fd};
+    for (size_t i = 0; i < ARRAY_LEN(fds); i++) {
+        if (*fds[i] >= 0)
+            close(*fds[i]);
+        *fds[i] = -1;
+    }
+}
+
+/* The lock file and the three directories. `first`: a new handle, which creates the lock file
+ * and learns its identity; otherwise (after idx_park) the lock file must be the one this
+ * handle had, or the mailbox was deleted or renamed meanwhile. */
+static enum store_status open_fds(struct idx *idx, bool first)
+{
+    int dfd = open(idx->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dfd < 0) {
+        if (!first && (errno == ENOENT || errno == ENOTDIR)) {
+            store_set_error("mailbox %s was deleted or renamed", idx->name);
+            return STORE_STALE;
+        }
+        return store_errno(errno, "open mailbox", idx->name);
+    }
+    idx->cur_fd = openat(dfd, "cur", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    idx->new_fd = openat(dfd, "new", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    idx->tmp_fd = openat(dfd, "tmp", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    idx->lock_fd =
+        openat(dfd, IDX_LOCK, O_RDWR | O_CLOEXEC | O_NOFOLLOW | (first ? O_CREAT : 0), 0600);
+    int e = errno;
+    close(dfd);
+    enum store_status st = STORE_OK;
+    struct stat lst;
+    if (idx->cur_fd < 0 || idx->new_fd < 0 || idx->tmp_fd < 0) {
+        st = store_errno(ENOENT, "open maildir of", idx->name);
+    } else if (idx->lock_fd < 0 || fstat(idx->lock_fd, &lst) < 0) {
+        st = store_errno(idx->lock_fd < 0 ? e : errno, "open lock of", idx->name);
+    } else if (first) {
+        idx->lock_dev = lst.st_dev;
+        idx->lock_ino = lst.st_ino;
+    } else if (lst.st_dev != idx->lock_dev || lst.st_ino != idx->lock_ino) {
+        store_set_error("mailbox %s was deleted or renamed", idx->name);
+        st = STORE_STALE;
+    }
+    if (st != STORE_OK) {
+        if (!first && st == STORE_NOT_FOUND) {
+            store_set_error("mailbox %s was deleted or renamed", idx->name);
+            st = STORE_STALE;
+        }
+        close_fds(idx);
+    }
+    return st;
+}
+
 enum store_status idx_open(const struct store_account *account, const char *canonical,
                            struct idx **out)
 {
@@ -157,33 +221,30 @@ enum store_status idx_open(const struct store_account *account, const char *cano
     idx->name = xstrdup(canonical);
     idx->dir = dir;
     idx->lock_fd = idx->cur_fd = idx->new_fd = idx->tmp_fd = -1;
-    enum store_status st = STORE_OK;
-    int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (dfd < 0) {
-        st = store_errno(errno, "open mailbox", canonical);
-        goto fail;
+    enum store_status st = open_fds(idx, true);
+    if (st != STORE_OK) {
+        idx_close(idx);
+        return st;
     }
-    idx->cur_fd = openat(dfd, "cur", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    idx->new_fd = openat(dfd, "new", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    idx->tmp_fd = openat(dfd, "tmp", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    idx->lock_fd = openat(dfd, IDX_LOCK, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
-    int e = errno;
-    close(dfd);
-    if (idx->cur_fd < 0 || idx->new_fd < 0 || idx->tmp_fd < 0) {
-        st = store_errno(ENOENT, "open maildir of", canonical);
-        goto fail;
-    }
-    struct stat lst;
-    if (idx->lock_fd < 0 || fstat(idx->lock_fd, &lst) < 0) {
-        st = store_errno(idx->lock_fd < 0 ? e : errno, "open lock of", canonical);
-        goto fail;
-    }
-    idx->lock_dev = lst.st_dev;
-    idx->lock_ino = lst.st_ino;
     *out = idx;
     return STORE_OK;
-fail:
-    idx_close(idx);
+}
+
+static bool take_spare(struct idx *idx);
+
+/* After idx_park: a spare connection to the mailbox, or the descriptors again (not the
+ * connection, which needs the lock). */
+static enum store_status unpark(struct idx *idx)
+{
+    if (!idx->parked)
+        return STORE_OK;
+    if (take_spare(idx)) {
+        idx->parked = false;
+        return STORE_OK;
+    }
+    enum store_status st = open_fds(idx, false);
+    if (st == STORE_OK)
+        idx->parked = false;
     return st;
 }
 
@@ -198,20 +259,190 @@ static void forget_statements(struct idx *idx)
     }
 }
 
-void idx_trim(struct idx *idx)
-{
-    if (idx->db == NULL)
-        return;
-    forget_statements(idx);
-    sqlite3_db_release_memory(idx->db);
-}
-
 static void db_close(struct idx *idx)
 {
     forget_statements(idx);
     if (idx->db != NULL)
         sqlite3_close_v2(idx->db);
     idx->db = NULL;
+}
+
+static bool db_is_current(const struct idx *idx)
+{
+    char *path = path_join(idx->dir, IDX_DB);
+    struct stat st;
+    bool same = stat(path, &st) == 0 && st.st_dev == idx->db_dev && st.st_ino == idx->db_ino;
+    free(path);
+    return same;
+}
+
+/* A WAL beyond this is checkpointed and removed by the connection that closes last. */
+#define PARK_WAL_MAX ((off_t)128 * 1024)
+
+/* A session in IDLE may wait for hours, and the bench/ idle workload holds 10,000 of them: its
+ * SQLite connection (schema, statements, pages, the mapping of the WAL index: about half of
+ * the session's memory) and seven descriptors (database, WAL, shared memory, lock file, cur/,
+ * new/, tmp/) are given up while it waits (idx_park).
+ *
+ * When every connection to an index is closed, the next one to open rebuilds the WAL index
+ * from the whole WAL, up to the 1000 pages of an automatic checkpoint (a SELECT measured 8 ms
+ * instead of 1). So once the WAL is larger than PARK_WAL_MAX, the connection that closes last
+ * checkpoints and removes it, as SQLite does by default. Not below: removing and creating the
+ * WAL and shared-memory files at every wake-up of a mailbox's sessions, and the checkpoint's
+ * two fsyncs, made a sync after IDLE ten times slower. The removal is by name: it is allowed
+ * only under the mailbox lock, on the current index file (no rebuild can replace it meanwhile;
+ * a connection left on a replaced index keeps PERSIST_WAL and removes nothing), and SQLite
+ * does it only when it gets the database's exclusive lock, i.e. when no other connection, in
+ * any thread or process, is open. If the mailbox lock is busy, the connection is just closed.
+ * A removal is not a change that IDLE reports (the maildir watch takes only writes). */
+#define PARK_WAL_MAX ((off_t)128 * 1024)
+
+static void release_connection(struct idx *idx)
+{
+    if (idx->db != NULL) {
+        char *wal = path_join(idx->dir, IDX_DB "-wal");
+        struct stat wst;
+        bool big = stat(wal, &wst) == 0 && wst.st_size > PARK_WAL_MAX;
+        free(wal);
+        bool locked = big && flock(idx->lock_fd, LOCK_EX | LOCK_NB) == 0;
+        if (locked && db_is_current(idx)) {
+            int persist = 0;
+            sqlite3_file_control(idx->db, "main", SQLITE_FCNTL_PERSIST_WAL, &persist);
+            sqlite3_db_config(idx->db, SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 0, NULL);
+        }
+        db_close(idx);
+        if (locked)
+            flock(idx->lock_fd, LOCK_UN);
+    }
+    close_fds(idx);
+}
+
+/* Opening the connection again cost a woken session more than its sync: the descriptors,
+ * SQLite's open, the schema, a dozen statements to prepare (about 600 us of CPU against 150
+ * for the sync). New mail wakes every session of a mailbox at once, so the connection that the
+ * first one parks is what the next one needs: a few such spares are kept, at most one per
+ * mailbox, the least recently parked closed first. SPARES_MAX bounds their descriptors. */
+#define SPARES_MAX 64
+
+static pthread_mutex_t spares_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct idx *spares[SPARES_MAX]; /* oldest first */
+static size_t nspares;
+
+static void swap_int(int *a, int *b)
+{
+    int t = *a;
+    *a = *b;
+    *b = t;
+}
+
+/* The connection and the descriptors, between two handles of the same mailbox. */
+static void swap_connection(struct idx *a, struct idx *b)
+{
+    swap_int(&a->lock_fd, &b->lock_fd);
+    swap_int(&a->cur_fd, &b->cur_fd);
+    swap_int(&a->new_fd, &b->new_fd);
+    swap_int(&a->tmp_fd, &b->tmp_fd);
+    sqlite3 *db = a->db;
+    a->db = b->db;
+    b->db = db;
+    sqlite3_stmt *ins = a->insert_stmt;
+    a->insert_stmt = b->insert_stmt;
+    b->insert_stmt = ins;
+    for (size_t i = 0; i < IDX_CACHED_STMTS; i++) {
+        const char *sql = a->cached[i].sql;
+        sqlite3_stmt *stmt = a->cached[i].stmt;
+        a->cached[i] = b->cached[i];
+        b->cached[i].sql = sql;
+        b->cached[i].stmt = stmt;
+    }
+    dev_t dev = a->db_dev;
+    ino_t ino = a->db_ino;
+    a->db_dev = b->db_dev;
+    a->db_ino = b->db_ino;
+    b->db_dev = dev;
+    b->db_ino = ino;
+}
+
+static bool same_mailbox(const struct idx *a, const struct idx *b)
+{
+    return a->lock_dev == b->lock_dev && a->lock_ino == b->lock_ino && strcmp(a->dir, b->dir) == 0;
+}
+
+static bool take_spare(struct idx *idx)
+{
+    struct idx *spare = NULL;
+    pthread_mutex_lock(&spares_lock);
+    for (size_t i = 0; i < nspares; i++) {
+        if (same_mailbox(spares[i], idx)) {
+            spare = spares[i];
+            memmove(&spares[i], &spares[i + 1], (nspares - i - 1) * sizeof(struct idx *));
+            nspares--;
+            break;
+        }
+    }
+    pthread_mutex_unlock(&spares_lock);
+    if (spare == NULL)
+        return false;
+    swap_connection(idx, spare);
+    idx_close(spare);
+    return true;
+}
+
+/* Keeps the handle's connection as a spare; false if there is one for the mailbox already. */
+static bool give_spare(struct idx *idx)
+{
+    struct idx *spare = xcalloc(1, sizeof *spare);
+    spare->name = xstrdup(idx->name);
+    spare->dir = xstrdup(idx->dir);
+    spare->lock_dev = idx->lock_dev;
+    spare->lock_ino = idx->lock_ino;
+    spare->lock_fd = spare->cur_fd = spare->new_fd = spare->tmp_fd = -1;
+    struct idx *evict = NULL;
+    bool kept = true;
+    pthread_mutex_lock(&spares_lock);
+    for (size_t i = 0; i < nspares && kept; i++)
+        kept = !same_mailbox(spares[i], idx);
+    if (kept) {
+        swap_connection(idx, spare);
+        if (nspares == SPARES_MAX) {
+            evict = spares[0];
+            memmove(&spares[0], &spares[1], (nspares - 1) * sizeof(struct idx *));
+            nspares--;
+        }
+        spares[nspares++] = spare;
+    }
+    pthread_mutex_unlock(&spares_lock);
+    if (!kept) {
+        idx_close(spare);
+    } else if (evict != NULL) {
+        release_connection(evict);
+        idx_close(evict);
+    }
+    return kept;
+}
+
+void store_spares_flush(void)
+{
+    pthread_mutex_lock(&spares_lock);
+    size_t n = nspares;
+    struct idx *all[SPARES_MAX];
+    memcpy(all, spares, n * sizeof(struct idx *));
+    nspares = 0;
+    pthread_mutex_unlock(&spares_lock);
+    for (size_t i = 0; i < n; i++) {
+        release_connection(all[i]);
+        idx_close(all[i]);
+    }
+}
+
+void idx_park(struct idx *idx)
+{
+    if (idx->parked || idx->locked)
+        return;
+    if (idx->db == NULL || !give_spare(idx))
+        release_connection(idx);
+    close_fds(idx); /* a handle without a connection had its descriptors still */
+    idx->parked = true;
 }
 
 void idx_close(struct idx *idx)
@@ -221,10 +452,7 @@ void idx_close(struct idx *idx)
     if (idx->locked)
         idx_unlock(idx);
     db_close(idx);
-    int fds[] = {idx->lock_fd, idx->cur_fd, idx->new_fd, idx->tmp_fd};
-    for (size_t i = 0; i < ARRAY_LEN(fds); i++)
-        if (fds[i] >= 0)
-            close(fds[i]);
+    close_fds(idx);
     free(idx->name);
     free(idx->dir);
     free(idx);
@@ -290,6 +518,26 @@ static enum store_status db_open(struct idx *idx)
     return st;
 }
 
+/* The connection idx_park closed, for a statement outside the lock (FETCH after IDLE): opened
+ * under the lock, as every connection is, so that it cannot meet a rebuild half-way. Whether
+ * the index was rebuilt meanwhile, the next idx_lock() tells from meta's "created". */
+static int ensure_open(struct idx *idx)
+{
+    if (idx->db != NULL)
+        return SQLITE_OK;
+    if (unpark(idx) != STORE_OK)
+        return SQLITE_CANTOPEN;
+    if (idx->db != NULL) /* a spare */
+        return SQLITE_OK;
+    bool take = !idx->locked;
+    if (take && lock_wait(idx->lock_fd, LOCK_TIMEOUT_MS) < 0)
+        return SQLITE_BUSY;
+    enum store_status st = db_open(idx);
+    if (take)
+        flock(idx->lock_fd, LOCK_UN);
+    return st == STORE_OK && idx->db != NULL ? SQLITE_OK : SQLITE_CANTOPEN;
+}
+
 static enum store_status meta_load(struct idx *idx)
 {
     sqlite3_stmt *q;
@@ -298,7 +546,7 @@ static enum store_status meta_load(struct idx *idx)
         enum store_status st = idx_sqlite_status(idx, prc, "read meta");
         return prc == SQLITE_ERROR ? STORE_CORRUPT : st; /* no meta table: not our index */
     }
-    int64_t version = 0, uidvalidity = 0, uidnext = 0;
+    int64_t version = 0, uidvalidity = 0, uidnext = 0, created = 0;
     int rc;
     while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
         const char *key = (const char *)sqlite3_column_text(q, 0);
@@ -323,6 +571,8 @@ static enum store_status meta_load(struct idx *idx)
             idx->fresh = v != 0;
         else if (strcmp(key, "uid_hint") == 0)
             idx->uid_hint = (uint64_t)v;
+        else if (strcmp(key, "created") == 0)
+            created = v;
     }
     idx_release(idx, q);
     if (rc != SQLITE_DONE)
@@ -336,6 +586,13 @@ static enum store_status meta_load(struct idx *idx)
         store_set_error("UIDVALIDITY of %s changed", idx->name);
         return STORE_STALE;
     }
+    /* Replaced since the last lock. While the handle had its connection open, the file's
+     * identity said so (idx_attach); after idx_park the old file's inode number may be the
+     * new one's. */
+    if (idx->meta_seen && created != idx->created)
+        idx->reopened = true;
+    idx->created = created;
+    idx->meta_seen = true;
     idx->uidvalidity = (uint32_t)uidvalidity;
     idx->uidnext = (uint32_t)uidnext;
     return STORE_OK;
@@ -359,6 +616,7 @@ enum store_status idx_save_meta(struct idx *idx)
         {"cur_trusted", idx->cur_trusted},
         {"fresh", idx->fresh},
         {"uid_hint", (int64_t)idx->uid_hint},
+        {"created", idx->created},
     };
     for (size_t i = 0; i < ARRAY_LEN(rows) && st == STORE_OK; i++) {
         sqlite3_bind_text(q, 1, rows[i].key, -1, SQLITE_STATIC);
@@ -390,7 +648,7 @@ enum store_status idx_commit(struct idx *idx)
 
 void idx_rollback(struct idx *idx)
 {
-    if (!sqlite3_get_autocommit(idx->db))
+    if (idx->db != NULL && !sqlite3_get_autocommit(idx->db))
         sqlite3_exec(idx->db, "ROLLBACK", NULL, NULL, NULL);
     idx->uidnext = idx->saved.uidnext;
     idx->modseq = idx->saved.modseq;
@@ -510,6 +768,7 @@ static enum store_status idx_rebuild(struct idx *idx)
     clock_gettime(CLOCK_REALTIME, &now);
     idx->modseq = (uint64_t)now.tv_sec * 1000000 + (uint64_t)now.tv_nsec / 1000;
     idx->tomb_floor = idx->modseq;
+    idx->created = (int64_t)idx->modseq;
     idx->cur_mtime = 0;
     idx->cur_trusted = false;
     idx->fresh = true;
@@ -1129,6 +1388,9 @@ static int marker_write(struct idx *idx, bool dirty)
 
 enum store_status idx_lock(struct idx *idx, bool full_rescan)
 {
+    enum store_status pst = unpark(idx);
+    if (pst != STORE_OK)
+        return pst;
     if (lock_wait(idx->lock_fd, LOCK_TIMEOUT_MS) < 0) {
         if (errno == EWOULDBLOCK) {
             store_set_error("mailbox %s stayed locked for %d s", idx->name, LOCK_TIMEOUT_MS / 1000);

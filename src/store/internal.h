@@ -70,6 +70,9 @@ struct idx {
     bool locked;
     bool failed;          /* a locked operation failed half-way: leave the mailbox dirty */
     bool reopened;        /* the index was replaced (rebuilt) since the last lock */
+    bool parked;          /* idx_park closed the connection and every descriptor */
+    bool meta_seen;       /* `created` holds the meta of the index last locked */
+    int64_t created;      /* meta "created": a rebuild gives a new one (0 in older indexes) */
     uint32_t uidvalidity; /* 0 until known */
     /* meta, valid while locked */
     uint32_t uidnext;
@@ -97,7 +100,6 @@ struct store_mailbox {
     uint32_t recent;
     uint32_t uidnext;
     uint64_t view_modseq; /* every index change up to this one is in the view */
-    int watch_fd, wd_new, wd_cur, wd_dir, wd_wal;
 };
 
 /* --- mailbox.c --- */
@@ -145,9 +147,10 @@ enum store_status idx_prepare(struct idx *idx, const char *sql, sqlite3_stmt **s
  * hold a read snapshot), never with sqlite3_finalize(). */
 enum store_status idx_prepare_cached(struct idx *idx, const char *sql, sqlite3_stmt **stmt);
 void idx_release(struct idx *idx, sqlite3_stmt *stmt);
-/* Between operations, for a handle that will wait: drop the prepared statements and the
- * cached pages (both come back when needed). */
-void idx_trim(struct idx *idx);
+/* Between operations, for a handle that will wait (IDLE): close the SQLite connection and
+ * every descriptor. idx_lock() and the first statement open them again; a mailbox deleted or
+ * renamed meanwhile is STORE_STALE then. */
+void idx_park(struct idx *idx);
 int64_t stat_mtime_ns(const struct stat *st);
 
 /* --- maildir.c: file names and flags --- */

@@ -167,7 +167,6 @@ enum store_status store_open(struct store_account *account, const char *name, bo
     struct store_mailbox *mb = xcalloc(1, sizeof *mb);
     mb->account = account;
     mb->readonly = readonly;
-    mb->watch_fd = mb->wd_new = mb->wd_cur = mb->wd_dir = mb->wd_wal = -1;
     st = idx_open(account, canonical, &mb->idx);
     if (st == STORE_OK)
         st = idx_lock(mb->idx, false);
@@ -198,8 +197,6 @@ void store_close(struct store_mailbox *mb)
 {
     if (mb == NULL)
         return;
-    if (mb->watch_fd >= 0)
-        close(mb->watch_fd);
     view_clear(mb);
     idx_close(mb->idx);
     free(mb);

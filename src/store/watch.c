@@ -1,8 +1,9 @@
-/* inotify watch of a mailbox for IDLE: deliveries (new/), other tools (cur/), other sessions
- * (the index's write-ahead log). */
+/* Change notification for IDLE: one inotify instance (a store_notifier) serves many sessions'
+ * watches, with one kernel watch per directory however many sessions watch that mailbox. */
 #include "internal.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/inotify.h>
@@ -10,86 +11,378 @@
 
 #include "postern/util.h"
 
-#define DIR_EVENTS (IN_CREATE | IN_DELETE | IN_MOVED_FROM | IN_MOVED_TO | IN_ATTRIB)
+/* new/ (deliveries) and cur/ (other tools, other sessions' flag renames and expunges) */
+#define DIR_EVENTS (IN_CREATE | IN_DELETE | IN_MOVED_FROM | IN_MOVED_TO | IN_ATTRIB | IN_ONLYDIR)
+/* The maildir itself, for the writes of the index's WAL (keyword changes touch only the
+ * index). By name, so that a rebuild's new WAL needs no new watch; the lock file's writes come
+ * too and are dropped, so that sessions syncing do not wake each other. */
+#define MAILDIR_EVENTS (IN_MODIFY | IN_ONLYDIR)
 #define WAL_NAME IDX_DB "-wal"
 
-static void watch_wal(struct store_mailbox *mb)
+enum { W_MAILDIR, W_CUR, W_NEW, W_COUNT };
+
+/* A mailbox watched on one notifier. */
+struct watched {
+    int wd[W_COUNT]; /* -1: the kernel dropped it (the directory is gone) */
+    unsigned refs;
+    bool changed; /* in this dispatch */
+    struct store_watch *subs;
+    struct watched *prev, *next; /* every mailbox of the notifier */
+};
+
+struct store_watch {
+    struct store_notifier *n;
+    struct watched *m;
+    struct store_watch *prev, *next;
+    void (*fn)(void *);
+    void *arg;
+    bool armed;   /* fn runs at the next change */
+    bool pending; /* a change came while not armed */
+};
+
+struct wd_slot {
+    int wd; /* 0: empty (inotify numbers watches from 1) */
+    struct watched *m;
+};
+
+struct store_notifier {
+    int fd;
+    pthread_mutex_t lock;  /* the table, the mailboxes and their watches */
+    unsigned refs;         /* the owner's and one per watch */
+    struct wd_slot *slots; /* wd -> mailbox, open addressing, a power of two */
+    size_t cap, used;
+    struct watched *all;
+};
+
+/* --- wd -> mailbox (linear probing, deletion by backward shift) --- */
+
+static size_t home(const struct store_notifier *n, int wd)
 {
-    char *path = path_join(mb->idx->dir, WAL_NAME);
-    mb->wd_wal = inotify_add_watch(mb->watch_fd, path, IN_MODIFY | IN_DELETE_SELF);
-    free(path);
+    return (size_t)((uint32_t)wd * 2654435761u) & (n->cap - 1);
 }
 
-int store_watch_fd(struct store_mailbox *mb)
+static struct wd_slot *find_slot(struct store_notifier *n, int wd)
 {
-    if (mb->watch_fd >= 0)
-        return mb->watch_fd;
+    if (n->cap == 0)
+        return NULL;
+    for (size_t i = home(n, wd);; i = (i + 1) & (n->cap - 1)) {
+        if (n->slots[i].wd == wd)
+            return &n->slots[i];
+        if (n->slots[i].wd == 0)
+            return NULL;
+    }
+}
+
+static void table_put(struct store_notifier *n, int wd, struct watched *m);
+
+static void table_grow(struct store_notifier *n)
+{
+    struct wd_slot *old = n->slots;
+    size_t old_cap = n->cap;
+    n->cap = old_cap ? old_cap * 2 : 64;
+    n->slots = xcalloc(n->cap, sizeof *n->slots);
+    n->used = 0;
+    for (size_t i = 0; i < old_cap; i++)
+        if (old[i].wd != 0)
+            table_put(n, old[i].wd, old[i].m);
+    free(old);
+}
+
+static void table_put(struct store_notifier *n, int wd, struct watched *m)
+{
+    if ((n->used + 1) * 2 > n->cap)
+        table_grow(n);
+    size_t i = home(n, wd);
+    while (n->slots[i].wd != 0 && n->slots[i].wd != wd)
+        i = (i + 1) & (n->cap - 1);
+    if (n->slots[i].wd == 0)
+        n->used++;
+    n->slots[i] = (struct wd_slot){wd, m};
+}
+
+static void table_del(struct store_notifier *n, int wd)
+{
+    struct wd_slot *s = find_slot(n, wd);
+    if (s == NULL)
+        return;
+    size_t mask = n->cap - 1, hole = (size_t)(s - n->slots);
+    s->wd = 0;
+    n->used--;
+    for (size_t j = (hole + 1) & mask; n->slots[j].wd != 0; j = (j + 1) & mask) {
+        size_t h = home(n, n->slots[j].wd);
+        /* the entry at j stays unless its home is outside (hole, j], cyclically */
+        bool stays = hole < j ? (h > hole && h <= j) : (h > hole || h <= j);
+        if (!stays) {
+            n->slots[hole] = n->slots[j];
+            n->slots[j].wd = 0;
+            hole = j;
+        }
+    }
+}
+
+/* --- the notifier --- */
+
+struct store_notifier *store_notifier_new(void)
+{
     int fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
     if (fd < 0) {
-        store_errno(errno, "inotify for", mb->idx->name);
-        return -1;
+        store_errno(errno, "inotify", NULL);
+        return NULL;
     }
-    mb->watch_fd = fd;
-    char *cur = path_join(mb->idx->dir, "cur");
-    char *new = path_join(mb->idx->dir, "new");
-    mb->wd_cur = inotify_add_watch(fd, cur, DIR_EVENTS);
-    mb->wd_new = inotify_add_watch(fd, new, DIR_EVENTS);
-    /* The maildir itself only to see the -wal file appear (a rebuild recreates it); the lock
-     * file's writes are not watched, so sessions syncing do not wake each other. */
-    mb->wd_dir = inotify_add_watch(fd, mb->idx->dir, IN_CREATE | IN_MOVED_TO);
-    free(cur);
-    free(new);
-    if (mb->wd_cur < 0 || mb->wd_new < 0 || mb->wd_dir < 0) {
-        store_errno(errno, "inotify watch of", mb->idx->name);
-        close(fd);
-        mb->watch_fd = -1;
-        return -1;
-    }
-    watch_wal(mb);
-    return fd;
+    struct store_notifier *n = xcalloc(1, sizeof *n);
+    n->fd = fd;
+    n->refs = 1;
+    pthread_mutex_init(&n->lock, NULL);
+    return n;
 }
 
-/* An idling session may wait for hours with its index connection open; the pages that
- * connection cached (a dozen for a 100-message mailbox, 4 KB each) and its prepared statements
- * are most of its memory, and the kernel's page cache keeps the pages anyway. */
-void store_watch_trim(struct store_mailbox *mb)
+int store_notifier_fd(const struct store_notifier *n)
 {
-    idx_trim(mb->idx);
+    return n->fd;
 }
 
-bool store_watch_drain(struct store_mailbox *mb)
+void store_notifier_ref(struct store_notifier *n)
 {
-    if (mb->watch_fd < 0)
-        return false;
-    bool relevant = false, rewatch = false;
-    char buf[4096] __attribute__((aligned(__alignof__(struct inotify_event))));
-    for (;;) {
-        ssize_t n = read(mb->watch_fd, buf, sizeof buf);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0)
+    pthread_mutex_lock(&n->lock);
+    n->refs++;
+    pthread_mutex_unlock(&n->lock);
+}
+
+static void notifier_unref_locked(struct store_notifier *n, bool *last)
+{
+    *last = --n->refs == 0;
+}
+
+static void notifier_destroy(struct store_notifier *n)
+{
+    close(n->fd);
+    free(n->slots);
+    pthread_mutex_destroy(&n->lock);
+    free(n);
+}
+
+void store_notifier_release(struct store_notifier *n)
+{
+    if (n == NULL)
+        return;
+    pthread_mutex_lock(&n->lock);
+    bool last;
+    notifier_unref_locked(n, &last);
+    pthread_mutex_unlock(&n->lock);
+    if (last)
+        notifier_destroy(n);
+}
+
+static void forget_wd(struct store_notifier *n, struct watched *m, int i)
+{
+    if (m->wd[i] < 0)
+        return;
+    table_del(n, m->wd[i]);
+    inotify_rm_watch(n->fd, m->wd[i]);
+    m->wd[i] = -1;
+}
+
+struct store_watch *store_watch_add(struct store_notifier *n, struct store_mailbox *mb,
+                                    void (*fn)(void *), void *arg)
+{
+    const char *dir = mb->idx->dir;
+    char *paths[W_COUNT] = {xstrdup(dir), path_join(dir, "cur"), path_join(dir, "new")};
+    const uint32_t masks[W_COUNT] = {MAILDIR_EVENTS, DIR_EVENTS, DIR_EVENTS};
+    struct store_watch *w = NULL;
+    pthread_mutex_lock(&n->lock);
+    int wd[W_COUNT];
+    int i = 0;
+    for (; i < W_COUNT; i++) {
+        /* the same directory on the same instance: the same wd, the same (one) kernel watch */
+        wd[i] = inotify_add_watch(n->fd, paths[i], masks[i]);
+        if (wd[i] < 0)
             break;
-        for (char *p = buf; p < buf + n;) {
+    }
+    struct wd_slot *s = i > 0 ? find_slot(n, wd[W_MAILDIR]) : NULL;
+    struct watched *m = s ? s->m : NULL;
+    if (i < W_COUNT) {
+        store_errno(errno, "inotify watch of", mb->idx->name);
+        /* undo only what no other session's watch uses */
+        for (int k = 0; k < i; k++)
+            if (find_slot(n, wd[k]) == NULL)
+                inotify_rm_watch(n->fd, wd[k]);
+        goto out;
+    }
+    if (m == NULL) {
+        m = xcalloc(1, sizeof *m);
+        for (int k = 0; k < W_COUNT; k++)
+            m->wd[k] = -1;
+        m->next = n->all;
+        if (n->all)
+            n->all->prev = m;
+        n->all = m;
+    }
+    for (int k = 0; k < W_COUNT; k++) {
+        if (m->wd[k] == wd[k])
+            continue;
+        /* new, or cur/ or new/ was replaced since the mailbox was first watched */
+        struct wd_slot *other = m->wd[k] >= 0 ? find_slot(n, m->wd[k]) : NULL;
+        if (other != NULL && other->m == m)
+            forget_wd(n, m, k);
+        m->wd[k] = wd[k];
+        table_put(n, wd[k], m);
+    }
+    w = xcalloc(1, sizeof *w);
+    *w = (struct store_watch){.n = n, .m = m, .fn = fn, .arg = arg, .next = m->subs};
+    if (m->subs)
+        m->subs->prev = w;
+    m->subs = w;
+    m->refs++;
+    n->refs++;
+out:
+    pthread_mutex_unlock(&n->lock);
+    for (int k = 0; k < W_COUNT; k++)
+        free(paths[k]);
+    return w;
+}
+
+bool store_watch_arm(struct store_watch *w)
+{
+    pthread_mutex_lock(&w->n->lock);
+    bool changed = w->pending;
+    w->pending = false;
+    w->armed = !changed;
+    pthread_mutex_unlock(&w->n->lock);
+    return changed;
+}
+
+void store_watch_remove(struct store_watch *w)
+{
+    if (w == NULL)
+        return;
+    struct store_notifier *n = w->n;
+    struct watched *m = w->m;
+    pthread_mutex_lock(&n->lock);
+    if (w->prev)
+        w->prev->next = w->next;
+    else
+        m->subs = w->next;
+    if (w->next)
+        w->next->prev = w->prev;
+    if (--m->refs == 0) {
+        for (int k = 0; k < W_COUNT; k++)
+            forget_wd(n, m, k);
+        if (m->prev)
+            m->prev->next = m->next;
+        else
+            n->all = m->next;
+        if (m->next)
+            m->next->prev = m->prev;
+        free(m);
+    }
+    bool last;
+    notifier_unref_locked(n, &last);
+    pthread_mutex_unlock(&n->lock);
+    free(w);
+    if (last)
+        notifier_destroy(n);
+}
+
+/* Is this event a change of the mailbox? */
+static bool relevant(struct store_notifier *n, struct watched *m, const struct inotify_event *ev)
+{
+    int k = 0;
+    while (k < W_COUNT && m->wd[k] != ev->wd)
+        k++;
+    if (k == W_COUNT)
+        return false;
+    if (ev->mask & IN_IGNORED) { /* the directory is gone: the mailbox was deleted or renamed */
+        table_del(n, ev->wd);
+        m->wd[k] = -1;
+        return true;
+    }
+    if (k == W_MAILDIR)
+        return ev->len > 0 && strcmp(ev->name, WAL_NAME) == 0;
+    /* dot files are other tools' temporary names */
+    return ev->len == 0 || ev->name[0] != '.';
+}
+
+static void push(void ***items, size_t *n, size_t *cap, void *item)
+{
+    if (*n == *cap) {
+        *cap = *cap ? *cap * 2 : 16;
+        *items = xrealloc(*items, *cap * sizeof(void *));
+    }
+    (*items)[(*n)++] = item;
+}
+
+void store_notifier_dispatch(struct store_notifier *n)
+{
+    char buf[16384] __attribute__((aligned(__alignof__(struct inotify_event))));
+    void **list = NULL;
+    size_t nlist = 0, cap = 0;
+    bool overflow = false;
+    pthread_mutex_lock(&n->lock);
+    for (;;) {
+        ssize_t got = read(n->fd, buf, sizeof buf);
+        if (got < 0 && errno == EINTR)
+            continue;
+        if (got <= 0)
+            break;
+        for (char *p = buf; p < buf + got;) {
             const struct inotify_event *ev = (const struct inotify_event *)p;
             p += sizeof *ev + ev->len;
             if (ev->mask & IN_Q_OVERFLOW) {
-                relevant = true;
-            } else if (ev->wd == mb->wd_cur || ev->wd == mb->wd_new) {
-                /* dot files are other tools' temporary names */
-                relevant = relevant || ev->len == 0 || ev->name[0] != '.';
-            } else if (ev->wd == mb->wd_wal) {
-                relevant = true;
-                if (ev->mask & (IN_IGNORED | IN_DELETE_SELF)) {
-                    mb->wd_wal = -1;
-                    rewatch = true;
-                }
-            } else if (ev->wd == mb->wd_dir && ev->len > 0 && strcmp(ev->name, WAL_NAME) == 0) {
-                relevant = true;
-                rewatch = true;
+                overflow = true;
+                continue;
             }
+            struct wd_slot *s = find_slot(n, ev->wd);
+            if (s == NULL || s->m->changed || !relevant(n, s->m, ev))
+                continue;
+            s->m->changed = true;
+            push(&list, &nlist, &cap, s->m);
         }
     }
-    if (rewatch || mb->wd_wal < 0)
-        watch_wal(mb);
-    return relevant;
+    if (overflow) { /* events were lost: every mailbox may have changed */
+        for (struct watched *m = n->all; m != NULL; m = m->next) {
+            if (m->changed)
+                continue;
+            m->changed = true;
+            push(&list, &nlist, &cap, m);
+        }
+    }
+    void **fire = NULL;
+    size_t nfire = 0, fcap = 0;
+    for (size_t i = 0; i < nlist; i++) {
+        struct watched *m = list[i];
+        m->changed = false;
+        for (struct store_watch *w = m->subs; w != NULL; w = w->next) {
+            if (!w->armed) {
+                w->pending = true;
+                continue;
+            }
+            w->armed = false;
+            push(&fire, &nfire, &fcap, w);
+        }
+    }
+    pthread_mutex_unlock(&n->lock);
+    free(list);
+    /* Outside the lock, so that fn may submit work. Only this thread removes watches, and a
+     * fn affects only its own watch, so the rest of the list stays valid. */
+    for (size_t i = 0; i < nfire; i++) {
+        struct store_watch *w = fire[i];
+        w->fn(w->arg);
+    }
+    free(fire);
+}
+
+/* A session in IDLE may wait for hours: see idx_park(). The view is kept (sequence numbers),
+ * without its spare room. */
+void store_park(struct store_mailbox *mb)
+{
+    idx_park(mb->idx);
+    if (mb->cap > mb->count) {
+        mb->cap = mb->count;
+        if (mb->count == 0) {
+            free(mb->msgs);
+            mb->msgs = NULL;
+        } else {
+            mb->msgs = xrealloc(mb->msgs, mb->count * sizeof *mb->msgs);
+        }
+    }
 }

@@ -962,6 +962,19 @@ static void test_copy_move(void **state)
     store_close(mb);
 }
 
+static void count_fire(void *arg)
+{
+    (*(int *)arg)++;
+}
+
+/* What has come by now: events are read and watches fired. */
+static void settle(struct store_notifier *n)
+{
+    struct pollfd p = {.fd = store_notifier_fd(n), .events = POLLIN};
+    while (poll(&p, 1, 200) == 1)
+        store_notifier_dispatch(n);
+}
+
 static void test_cache_and_watch(void **state)
 {
     struct fixture *f = *state;
@@ -978,32 +991,168 @@ static void test_cache_and_watch(void **state)
     free(v);
     assert_int_equal(store_cache_set(mb, 999, STORE_CACHE_ENVELOPE, "x"), STORE_NOT_FOUND);
 
-    int fd = store_watch_fd(mb);
-    assert_true(fd >= 0);
-    assert_int_equal(store_watch_fd(mb), fd);
-    struct pollfd p = {.fd = fd, .events = POLLIN};
+    struct store_notifier *n = store_notifier_new();
+    assert_non_null(n);
+    int fired = 0;
+    struct store_watch *w = store_watch_add(n, mb, count_fire, &fired);
+    assert_non_null(w);
+    assert_false(store_watch_arm(w));
+    /* a second session on the same mailbox shares the kernel's watches */
+    int fired2 = 0;
+    struct store_watch *w2 = store_watch_add(n, other, count_fire, &fired2);
+    assert_non_null(w2);
+    assert_false(store_watch_arm(w2));
+    struct pollfd p = {.fd = store_notifier_fd(n), .events = POLLIN};
     assert_int_equal(poll(&p, 1, 0), 0);
-    /* an MTA delivers */
+    /* an MTA delivers: both fire, once */
     deliver(f->root, "watched", "Subject: d\n\n", 0);
     assert_int_equal(poll(&p, 1, 2000), 1);
-    assert_true(store_watch_drain(mb));
-    assert_int_equal(poll(&p, 1, 0), 0);
+    settle(n);
+    assert_int_equal(fired, 1);
+    assert_int_equal(fired2, 1);
     struct store_changes ch;
     assert_int_equal(store_sync(mb, true, &ch), STORE_OK);
     store_changes_free(&ch);
-    store_watch_drain(mb); /* our own pickup */
+    store_park(mb);
+    settle(n); /* our own pickup: remembered, the watch was not armed */
+    assert_int_equal(fired, 1);
+    assert_true(store_watch_arm(w));
+    assert_false(store_watch_arm(w));
+    assert_true(store_watch_arm(w2));
+    assert_false(store_watch_arm(w2));
     /* another session changes a keyword (index only) */
     assert_int_equal(
         store_set_flags(other, &uid, 1, STORE_FLAGS_ADD, 0, (const char *[]){"Later"}, 1, NULL),
         STORE_OK);
-    assert_int_equal(poll(&p, 1, 2000), 1);
-    assert_true(store_watch_drain(mb));
-    /* a session that only syncs (nothing new) wakes nobody */
+    settle(n);
+    assert_int_equal(fired, 2);
+    assert_int_equal(fired2, 2);
+    assert_false(store_watch_arm(w));
+    assert_false(store_watch_arm(w2));
+    /* a session that only syncs (nothing new) wakes nobody, nor does parking */
     assert_int_equal(store_sync(other, true, &ch), STORE_OK);
     store_changes_free(&ch);
-    assert_int_equal(poll(&p, 1, 100), 0);
+    store_park(other);
+    settle(n);
+    assert_int_equal(fired, 2);
+    assert_int_equal(fired2, 2);
+    /* the last watch of a mailbox removes the kernel's */
+    store_watch_remove(w2);
     store_close(other);
+    deliver(f->root, "watched2", "Subject: d\n\n", 0);
+    settle(n);
+    assert_int_equal(fired, 3);
+    store_watch_remove(w);
+    store_notifier_release(n);
     store_close(mb);
+}
+
+static int count_fds(void)
+{
+    return count_files("/proc/self/fd") - 1; /* opendir's own */
+}
+
+/* A handle parked (IDLE) holds no descriptor; the next operation opens them again and sees
+ * what others did meanwhile, a rebuilt index included. */
+static void test_park(void **state)
+{
+    struct fixture *f = *state;
+    struct store_account *a = f->account;
+    uint32_t uids[4];
+    for (int i = 0; i < 4; i++)
+        uids[i] = append(a, "INBOX", "Subject: p\r\n\r\nbody\r\n", 0);
+    int fds0 = count_fds();
+    struct store_mailbox *mb, *other;
+    assert_int_equal(store_open(a, "INBOX", false, &mb), STORE_OK);
+    int fds1 = count_fds();
+    assert_true(fds1 >= fds0 + 7); /* db, WAL, shm, lock, cur, new, tmp */
+    store_park(mb);
+    store_park(mb); /* twice is once */
+    /* its connection is kept as the mailbox's spare, once (not per handle) */
+    assert_int_equal(count_fds(), fds1);
+    store_spares_flush();
+    assert_int_equal(count_fds(), fds0);
+
+    /* changes while parked */
+    assert_int_equal(store_open(a, "INBOX", false, &other), STORE_OK);
+    assert_int_equal(
+        store_set_flags(other, &uids[0], 1, STORE_FLAGS_ADD, STORE_FLAGGED, NULL, 0, NULL),
+        STORE_OK);
+    assert_int_equal(
+        store_set_flags(other, &uids[1], 1, STORE_FLAGS_ADD, STORE_DELETED, NULL, 0, NULL),
+        STORE_OK);
+    assert_int_equal(store_expunge(other, &uids[1], 1, NULL), STORE_OK);
+    struct store_changes ch;
+    assert_int_equal(store_sync(mb, true, &ch), STORE_OK);
+    assert_int_equal(ch.expunged_count, 1);
+    assert_int_equal(ch.expunged_seqs[0], 2);
+    assert_int_equal(ch.flag_count, 1);
+    assert_int_equal(store_message(mb, ch.flag_seqs[0])->flags, STORE_FLAGGED);
+    store_changes_free(&ch);
+    store_park(other);
+    store_park(mb); /* the spare is other's; mb's connection is closed */
+    /* (SQLite defers the close of a database descriptor while another connection of the
+     * process holds locks on the file, and reuses it at the next open: one more) */
+    assert_in_range(count_fds(), fds1, fds1 + 1);
+    assert_int_equal(store_sync(mb, true, &ch), STORE_OK); /* takes it */
+    store_changes_free(&ch);
+    assert_int_equal(store_sync(other, true, &ch), STORE_OK); /* opens its own */
+    store_changes_free(&ch);
+    assert_in_range(count_fds(), fds1 + 6, fds1 + 8);
+
+    /* a read outside the lock after parking */
+    store_spares_flush();
+    store_park(mb);
+    char *text = read_message(mb, uids[2], NULL);
+    assert_string_equal(text, "Subject: p\r\n\r\nbody\r\n");
+    free(text);
+    assert_int_equal(store_set_flags(mb, &uids[2], 1, STORE_FLAGS_ADD, STORE_SEEN, NULL, 0, NULL),
+                     STORE_OK);
+
+    /* the index is lost while parked and a message file goes with it: the rebuilt index has no
+     * tombstone for it, and the parked handle must still see it expunged */
+    store_park(mb);
+    store_close(other);
+    store_spares_flush();
+    const char *db = pathf("%s/postern.db", f->root);
+    unlink(db);
+    unlink(pathf("%s-wal", db));
+    unlink(pathf("%s-shm", db));
+    DIR *d = opendir(pathf("%s/cur", f->root));
+    struct dirent *e;
+    char victim[256] = "";
+    char want[32];
+    snprintf(want, sizeof want, ",U=%u:", uids[3]);
+    while ((e = readdir(d)) != NULL)
+        if (strstr(e->d_name, want) != NULL)
+            snprintf(victim, sizeof victim, "%s", e->d_name);
+    closedir(d);
+    assert_true(victim[0] != '\0');
+    assert_int_equal(unlink(pathf("%s/cur/%s", f->root, victim)), 0);
+    assert_int_equal(store_open(a, "INBOX", false, &other), STORE_OK); /* rebuilds */
+    store_close(other);
+    assert_int_equal(store_sync(mb, true, &ch), STORE_OK);
+    assert_int_equal(ch.expunged_count, 1);
+    assert_int_equal(store_count(mb), 2);
+    store_changes_free(&ch);
+
+    /* renamed away while parked: the handle is stale, whatever is at its name now */
+    assert_int_equal(store_create(a, "Box", STORE_SPECIAL_NONE), STORE_OK);
+    struct store_mailbox *box;
+    assert_int_equal(store_open(a, "Box", false, &box), STORE_OK);
+    store_park(box);
+    assert_int_equal(store_rename(a, "Box", "Box2"), STORE_OK);
+    assert_int_equal(store_sync(box, true, &ch), STORE_STALE);
+    store_close(box);
+    assert_int_equal(store_open(a, "Box2", false, &box), STORE_OK);
+    store_park(box);
+    assert_int_equal(store_delete(a, "Box2"), STORE_OK);
+    assert_int_equal(store_create(a, "Box2", STORE_SPECIAL_NONE), STORE_OK);
+    assert_int_equal(store_sync(box, true, &ch), STORE_STALE);
+    store_close(box);
+    store_close(mb);
+    store_spares_flush();
+    assert_int_equal(count_fds(), fds0);
 }
 
 static void test_pop3_lock(void **state)
@@ -1447,6 +1596,7 @@ int main(void)
         T(test_flags_in_file_names),
         T(test_other_tools),
         T(test_rebuild_lost_index),
+        T(test_park),
         T(test_rebuild_corrupt_index),
         T(test_power_loss),
         T(test_two_handles),
