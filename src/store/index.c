@@ -698,6 +698,12 @@ static enum store_status uid_file_write(struct idx *idx, uint32_t uidvalidity, u
     return write_file_atomic(idx->dir, IDX_UIDVALIDITY, buf);
 }
 
+/* The file is written with some UIDs to spare, so that a mailbox where messages come and go
+ * (APPEND, then EXPUNGE) does not write and fsync it before every expunge. An index lost or
+ * rolled back by a crash then starts UIDNEXT up to UID_HINT_SPARE higher than it would have:
+ * a gap in the UIDs, which IMAP allows (RFC 3501 §2.3.1.1: ascending, not contiguous). */
+#define UID_HINT_SPARE 64
+
 void idx_save_uid_hint(struct idx *idx)
 {
     if (idx->uid_hint >= idx->uidnext)
@@ -708,8 +714,10 @@ void idx_save_uid_hint(struct idx *idx)
         idx->uid_hint = hint;
         return;
     }
-    if (uid_file_write(idx, idx->uidvalidity, idx->uidnext) == STORE_OK)
-        idx->uid_hint = idx->uidnext;
+    uint32_t spare =
+        idx->uidnext < UINT32_MAX - UID_HINT_SPARE ? idx->uidnext + UID_HINT_SPARE : UINT32_MAX;
+    if (uid_file_write(idx, idx->uidvalidity, spare) == STORE_OK)
+        idx->uid_hint = spare;
 }
 
 /* --- rebuild --- */

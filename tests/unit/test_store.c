@@ -703,7 +703,10 @@ static void rebuild_case(struct fixture *f, bool garbage)
     assert_string_equal(text, "Subject: r\r\n\r\nr\r\n");
     free(text);
     store_close(keep);
-    assert_int_equal(append(a, "Drafts", "Subject: new\r\n\r\n", 0), next1);
+    /* above the expunged UIDs; the uidvalidity file keeps some to spare (UID_HINT_SPARE 64 in
+     * src/store/index.c), so a rebuilt index may start a little higher */
+    uint32_t fresh = append(a, "Drafts", "Subject: new\r\n\r\n", 0);
+    assert_true(fresh >= next1 && fresh <= next1 + 64);
 }
 
 static void test_rebuild_lost_index(void **state)
@@ -770,9 +773,11 @@ static void test_power_loss(void **state)
     assert_int_equal(store_message(mb, 1)->flags, STORE_FLAGGED); /* the file name's */
     assert_int_equal(store_message(mb, 2)->uid, u[3]);
     assert_int_equal(store_message(mb, 3)->uid, u[4]); /* kept its UID */
-    assert_int_equal(store_uidnext(mb), u[5] + 1);     /* u[5] is never handed out again */
+    /* u[5] is never handed out again (the uidvalidity file keeps up to 64 UIDs to spare) */
+    uint32_t next = store_uidnext(mb);
+    assert_true(next >= u[5] + 1 && next <= u[5] + 1 + 64);
     store_close(mb);
-    assert_int_equal(append(a, "INBOX", "Subject: after\r\n\r\n", 0), u[5] + 1);
+    assert_int_equal(append(a, "INBOX", "Subject: after\r\n\r\n", 0), next);
 }
 
 static void test_two_handles(void **state)
