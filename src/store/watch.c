@@ -3,6 +3,7 @@
 #include "internal.h"
 
 #include <errno.h>
+#include <glib.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -40,84 +41,34 @@ struct store_watch {
     bool pending; /* a change came while not armed */
 };
 
-struct wd_slot {
-    int wd; /* 0: empty (inotify numbers watches from 1) */
-    struct watched *m;
-};
-
 struct store_notifier {
     int fd;
-    pthread_mutex_t lock;  /* the table, the mailboxes and their watches */
-    unsigned refs;         /* the owner's and one per watch */
-    struct wd_slot *slots; /* wd -> mailbox, open addressing, a power of two */
-    size_t cap, used;
+    pthread_mutex_t lock; /* the table, the mailboxes and their watches */
+    unsigned refs;        /* the owner's and one per watch */
+    GHashTable *by_wd;    /* wd -> struct watched */
     struct watched *all;
 };
 
-/* --- wd -> mailbox (linear probing, deletion by backward shift) --- */
+/* --- wd -> mailbox (GLib's hash table, the watch descriptor as the key) --- */
 
-static size_t home(const struct store_notifier *n, int wd)
+static gpointer wd_key(int wd)
 {
-    return (size_t)((uint32_t)wd * 2654435761u) & (n->cap - 1);
+    return GINT_TO_POINTER(wd); // NOLINT(performance-no-int-to-ptr)
 }
 
-static struct wd_slot *find_slot(struct store_notifier *n, int wd)
+static struct watched *find(const struct store_notifier *n, int wd)
 {
-    if (n->cap == 0)
-        return NULL;
-    for (size_t i = home(n, wd);; i = (i + 1) & (n->cap - 1)) {
-        if (n->slots[i].wd == wd)
-            return &n->slots[i];
-        if (n->slots[i].wd == 0)
-            return NULL;
-    }
-}
-
-static void table_put(struct store_notifier *n, int wd, struct watched *m);
-
-static void table_grow(struct store_notifier *n)
-{
-    struct wd_slot *old = n->slots;
-    size_t old_cap = n->cap;
-    n->cap = old_cap ? old_cap * 2 : 64;
-    n->slots = xcalloc(n->cap, sizeof *n->slots);
-    n->used = 0;
-    for (size_t i = 0; i < old_cap; i++)
-        if (old[i].wd != 0)
-            table_put(n, old[i].wd, old[i].m);
-    free(old);
+    return g_hash_table_lookup(n->by_wd, wd_key(wd));
 }
 
 static void table_put(struct store_notifier *n, int wd, struct watched *m)
 {
-    if ((n->used + 1) * 2 > n->cap)
-        table_grow(n);
-    size_t i = home(n, wd);
-    while (n->slots[i].wd != 0 && n->slots[i].wd != wd)
-        i = (i + 1) & (n->cap - 1);
-    if (n->slots[i].wd == 0)
-        n->used++;
-    n->slots[i] = (struct wd_slot){wd, m};
+    g_hash_table_insert(n->by_wd, wd_key(wd), m);
 }
 
 static void table_del(struct store_notifier *n, int wd)
 {
-    struct wd_slot *s = find_slot(n, wd);
-    if (s == NULL)
-        return;
-    size_t mask = n->cap - 1, hole = (size_t)(s - n->slots);
-    s->wd = 0;
-    n->used--;
-    for (size_t j = (hole + 1) & mask; n->slots[j].wd != 0; j = (j + 1) & mask) {
-        size_t h = home(n, n->slots[j].wd);
-        /* the entry at j stays unless its home is outside (hole, j], cyclically */
-        bool stays = hole < j ? (h > hole && h <= j) : (h > hole || h <= j);
-        if (!stays) {
-            n->slots[hole] = n->slots[j];
-            n->slots[j].wd = 0;
-            hole = j;
-        }
-    }
+    g_hash_table_remove(n->by_wd, wd_key(wd));
 }
 
 /* --- the notifier --- */
@@ -132,6 +83,7 @@ struct store_notifier *store_notifier_new(void)
     struct store_notifier *n = xcalloc(1, sizeof *n);
     n->fd = fd;
     n->refs = 1;
+    n->by_wd = g_hash_table_new(g_direct_hash, g_direct_equal);
     pthread_mutex_init(&n->lock, NULL);
     return n;
 }
@@ -156,7 +108,7 @@ static void notifier_unref_locked(struct store_notifier *n, bool *last)
 static void notifier_destroy(struct store_notifier *n)
 {
     close(n->fd);
-    free(n->slots);
+    g_hash_table_destroy(n->by_wd);
     pthread_mutex_destroy(&n->lock);
     free(n);
 }
@@ -198,13 +150,12 @@ struct store_watch *store_watch_add(struct store_notifier *n, struct store_mailb
         if (wd[i] < 0)
             break;
     }
-    struct wd_slot *s = i > 0 ? find_slot(n, wd[W_MAILDIR]) : NULL;
-    struct watched *m = s ? s->m : NULL;
+    struct watched *m = i > 0 ? find(n, wd[W_MAILDIR]) : NULL;
     if (i < W_COUNT) {
         store_errno(errno, "inotify watch of", mb->idx->name);
         /* undo only what no other session's watch uses */
         for (int k = 0; k < i; k++)
-            if (find_slot(n, wd[k]) == NULL)
+            if (find(n, wd[k]) == NULL)
                 inotify_rm_watch(n->fd, wd[k]);
         goto out;
     }
@@ -221,8 +172,7 @@ struct store_watch *store_watch_add(struct store_notifier *n, struct store_mailb
         if (m->wd[k] == wd[k])
             continue;
         /* new, or cur/ or new/ was replaced since the mailbox was first watched */
-        struct wd_slot *other = m->wd[k] >= 0 ? find_slot(n, m->wd[k]) : NULL;
-        if (other != NULL && other->m == m)
+        if (m->wd[k] >= 0 && find(n, m->wd[k]) == m)
             forget_wd(n, m, k);
         m->wd[k] = wd[k];
         table_put(n, wd[k], m);
@@ -331,11 +281,11 @@ void store_notifier_dispatch(struct store_notifier *n)
                 overflow = true;
                 continue;
             }
-            struct wd_slot *s = find_slot(n, ev->wd);
-            if (s == NULL || s->m->changed || !relevant(n, s->m, ev))
+            struct watched *m = find(n, ev->wd);
+            if (m == NULL || m->changed || !relevant(n, m, ev))
                 continue;
-            s->m->changed = true;
-            push(&list, &nlist, &cap, s->m);
+            m->changed = true;
+            push(&list, &nlist, &cap, m);
         }
     }
     if (overflow) { /* events were lost: every mailbox may have changed */

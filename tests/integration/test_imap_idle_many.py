@@ -46,7 +46,15 @@ def server(slapd, server_tls):
 
 
 def fds(pid):
-    return sorted(os.readlink("/proc/%d/fd/%s" % (pid, n)) for n in os.listdir("/proc/%d/fd" % pid))
+    """What the process has open; a descriptor closed between the listing and the readlink
+    (another thread's work) is left out."""
+    out = []
+    for n in os.listdir("/proc/%d/fd" % pid):
+        try:
+            out.append(os.readlink("/proc/%d/fd/%s" % (pid, n)))
+        except FileNotFoundError:
+            pass
+    return sorted(out)
 
 
 def deliver(server, account, folder, n):
