@@ -180,6 +180,10 @@ static void run_stream(const uint8_t *data, size_t size, size_t max_line, size_t
                 closed = r.nonsync;
                 imap_reader_reset(&r);
                 break;
+            case IMAP_READ_LITERAL: /* only when literals are offered (fuzz_imap_stream) */
+            case IMAP_READ_STREAM_DATA:
+                check(false, "a streaming status from a reader that does not offer literals");
+                break;
             }
             if (closed)
                 break;
