@@ -257,9 +257,7 @@ static bool completed(struct imap_session *s)
             logout(s);
         break;
     case S_LOGOUT:
-        if (lg->measuring)
-            lg->stats.sessions++;
-        lg_record(lg, OP_SESSION, s->t_connect);
+        lg_session_completed(lg, s->t_connect);
         session_free(s);
         lg_session_ended(lg);
         return false;

@@ -95,9 +95,7 @@ static bool positive(struct pop3_session *s, const char *status)
         next_retr_or_quit(s);
         break;
     case P_QUIT:
-        if (lg->measuring)
-            lg->stats.sessions++;
-        lg_record(lg, OP_SESSION, s->t_connect);
+        lg_session_completed(lg, s->t_connect);
         session_free(s);
         lg_session_ended(lg);
         return false;

@@ -94,6 +94,14 @@ void lg_user_put(struct lg *lg, int user)
         lg->user_busy[user - lg->opt.user_first] = 0;
 }
 
+/* A session went all the way to its logout: it counts, and its duration is recorded. */
+void lg_session_completed(struct lg *lg, uint64_t t_connect)
+{
+    if (lg->measuring)
+        lg->stats.sessions++;
+    lg_record(lg, OP_SESSION, t_connect);
+}
+
 /* A session ended (or failed): the next one starts at once, so `concurrency` stay in flight. */
 void lg_session_ended(struct lg *lg)
 {

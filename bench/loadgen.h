@@ -113,6 +113,7 @@ struct lg {
 uint64_t now_us(void);
 void lg_error(struct lg *lg, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void lg_record(struct lg *lg, enum op_kind k, uint64_t start_us);
+void lg_session_completed(struct lg *lg, uint64_t t_connect);
 void lg_session_ended(struct lg *lg);
 
 /* ---- one client connection: socket, optional TLS, buffers --------------------------------- */

@@ -541,6 +541,21 @@ static bool local_challenge(struct sasl_exchange *x, struct conn *c, const unsig
     return true;
 }
 
+/* The AUTHENTICATE is in: the exchange ends and one attempt runs the pipeline with the
+ * verifier that checks the response (the DC through ntlm_auth, or the NT hash here). */
+static bool ntlm_start(struct conn *c, void *session, struct sasl_exchange **slot,
+                       const struct auth_mech *m, char *identity, struct auth_verifier *verifier,
+                       auth_done_fn done)
+{
+    struct auth_attempt *a = auth_attempt_new(c, m, NULL, identity, NULL, 0);
+    free(identity);
+    a->verifier = verifier;
+    sasl_free(*slot);
+    *slot = NULL;
+    auth_start(c, session, a, done);
+    return false;
+}
+
 static bool ntlm_continue(struct conn *c, void *session, struct sasl_exchange **slot,
                           const struct auth_mech *m, const char *response, auth_done_fn done)
 {
@@ -633,13 +648,7 @@ static bool ntlm_continue(struct conn *c, void *session, struct sasl_exchange **
                                       .authenticate_len = authenticate_len};
         memcpy(lv->server_challenge, x->server_challenge, sizeof(lv->server_challenge));
         x->negotiate = x->challenge_msg = NULL;
-        struct auth_attempt *a = auth_attempt_new(c, m, NULL, identity, NULL, 0);
-        free(identity);
-        a->verifier = &lv->base;
-        *slot = NULL;
-        sasl_free(x);
-        auth_start(c, session, a, done);
-        return false;
+        return ntlm_start(c, session, slot, m, identity, &lv->base, done);
     }
     free(authenticate);
     struct ntlm_verifier *v = xcalloc(1, sizeof(*v));
@@ -651,13 +660,7 @@ static bool ntlm_continue(struct conn *c, void *session, struct sasl_exchange **
     n = strlen(response) + 4;
     v->request = xmalloc(n);
     snprintf(v->request, n, "KK %s", response);
-    struct auth_attempt *a = auth_attempt_new(c, m, NULL, identity, NULL, 0);
-    free(identity);
-    a->verifier = &v->base;
-    *slot = NULL;
-    sasl_free(x);
-    auth_start(c, session, a, done);
-    return false;
+    return ntlm_start(c, session, slot, m, identity, &v->base, done);
 }
 
 bool sasl_continue(struct conn *c, void *session, struct sasl_exchange **x,

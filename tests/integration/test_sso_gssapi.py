@@ -20,7 +20,7 @@ import pytest
 
 from tests.lab import daemon, postern, sso
 from tests.lab import tls as tls_lab
-from tests.lab.wire import Wire, client_context
+from tests.lab.wire import Wire
 
 pytestmark = pytest.mark.skipif(
     os.geteuid() != 0 or not shutil.which("adcli") or not shutil.which("unshare"),
@@ -108,18 +108,13 @@ def server(samba_dc, realm, mail_tls):
     s.stop()
 
 
-@pytest.fixture(scope="module")
-def ctx(test_ca):
-    return client_context(test_ca["cert"])
-
-
 def client(realm, user, service="imap", authzid=b""):
     return sso.GssClient(realm["cc"][user], realm["krb5_conf"], service=service, host=HOST,
                          authzid=authzid)
 
 
-def imap_gssapi(server, ctx, realm, user, **kw):
-    m = imaplib.IMAP4_SSL("127.0.0.1", server["imaps"], ssl_context=ctx)
+def imap_gssapi(server, tls_ctx, realm, user, **kw):
+    m = imaplib.IMAP4_SSL("127.0.0.1", server["imaps"], ssl_context=tls_ctx)
     try:
         typ, data = m.authenticate("GSSAPI", client(realm, user, **kw))
         return True, data[0].decode()
@@ -165,22 +160,22 @@ def test_posternd_t_reads_the_keytab_and_refuses_a_missing_one(samba_dc, realm, 
 
 # ---- logins -----------------------------------------------------------------------------------
 
-def test_capabilities_offer_gssapi_only_after_tls_under_secure_login(server, ctx):
+def test_capabilities_offer_gssapi_only_after_tls_under_secure_login(server, tls_ctx):
     with Wire(server["imap"]) as w:
         w.line()
         caps = w.command("a", "CAPABILITY")[0]
         assert "AUTH=GSSAPI" not in caps and "LOGINDISABLED" in caps, caps
         w.command("b", "STARTTLS")
-        w.starttls(ctx)
+        w.starttls(tls_ctx)
         caps = w.command("c", "CAPABILITY")[0]
         assert "AUTH=GSSAPI" in caps and "AUTH=NTLM" not in caps, caps
-    p = poplib.POP3_SSL("127.0.0.1", server["pop3s"], context=ctx)
+    p = poplib.POP3_SSL("127.0.0.1", server["pop3s"], context=tls_ctx)
     assert "GSSAPI" in p.capa()["SASL"]
     p.quit()
 
 
-def test_imap_implicit_tls(server, ctx, realm):
-    ok, text = imap_gssapi(server, ctx, realm, "jdoe")
+def test_imap_implicit_tls(server, tls_ctx, realm):
+    ok, text = imap_gssapi(server, tls_ctx, realm, "jdoe")
     assert ok, text
     ev = last_auth(server, principal("jdoe"))
     assert ev["result"] == "allow" and ev["mechanism"] == "GSSAPI", ev
@@ -204,28 +199,28 @@ def gssapi_over_wire(w, tag, gss, initial=True):
         w.send(base64.b64encode(gss(base64.b64decode(line[2:]))).decode() + "\r\n")
 
 
-def test_imap_starttls_with_sasl_ir(server, ctx, realm):
+def test_imap_starttls_with_sasl_ir(server, tls_ctx, realm):
     with Wire(server["imap"]) as w:
         w.line()
         w.command("a", "STARTTLS")
-        w.starttls(ctx)
+        w.starttls(tls_ctx)
         line = gssapi_over_wire(w, "b", client(realm, "asmith"))
         assert line.startswith("b OK"), line
     ev = last_auth(server, principal("asmith"))
     assert ev["result"] == "allow" and ev["mailbox"] == "anna", ev
 
 
-def test_pop3_implicit_tls_and_stls(server, ctx, realm):
+def test_pop3_implicit_tls_and_stls(server, tls_ctx, realm):
     """No initial response: a Kerberos token is longer than a POP3 command line may be
     (RFC 5034 §4, RFC 2449's 255 octets), so clients send it after "+ "."""
-    p = poplib.POP3_SSL("127.0.0.1", server["pop3s"], context=ctx)
+    p = poplib.POP3_SSL("127.0.0.1", server["pop3s"], context=tls_ctx)
     ok, line = sso.pop3_auth(p, "GSSAPI", client(realm, "jdoe", service="pop"))
     assert ok, line
     p.quit()
     ev = last_auth(server, principal("jdoe"))
     assert ev["result"] == "allow" and ev["protocol"] == "pop3", ev
     p = poplib.POP3("127.0.0.1", server["pop3"])
-    p.stls(ctx)
+    p.stls(tls_ctx)
     ok, line = sso.pop3_auth(p, "GSSAPI", client(realm, "asmith", service="pop"))
     assert ok, line
     p.quit()
@@ -263,19 +258,19 @@ def test_gsasl_cli_imap(server, realm, test_ca):
                                          ("ssodis1", "account_disabled"),
                                          ("ssoexp1", "account_expired"),
                                          ("ssolock1", "account_locked")])
-def test_tickets_of_blocked_accounts_are_refused(server, ctx, realm, user, reason):
-    ok, text = imap_gssapi(server, ctx, realm, user)
+def test_tickets_of_blocked_accounts_are_refused(server, tls_ctx, realm, user, reason):
+    ok, text = imap_gssapi(server, tls_ctx, realm, user)
     assert not ok and "[AUTHENTICATIONFAILED]" in text, text
     ev = last_auth(server, principal(user))
     assert ev["result"] == "deny" and ev["reason"] == reason, ev
 
 
-def test_protocol_enablement_is_per_protocol(server, ctx, realm):
-    p = poplib.POP3_SSL("127.0.0.1", server["pop3s"], context=ctx)
+def test_protocol_enablement_is_per_protocol(server, tls_ctx, realm):
+    p = poplib.POP3_SSL("127.0.0.1", server["pop3s"], context=tls_ctx)
     ok, line = sso.pop3_auth(p, "GSSAPI", client(realm, "noimap1", service="pop"))
     p.quit()
     assert ok, line
-    p = poplib.POP3_SSL("127.0.0.1", server["pop3s"], context=ctx)
+    p = poplib.POP3_SSL("127.0.0.1", server["pop3s"], context=tls_ctx)
     ok, line = sso.pop3_auth(p, "GSSAPI", client(realm, "nopop1", service="pop"))
     p.quit()
     assert not ok and line.startswith("-ERR [AUTH]"), line
@@ -287,11 +282,11 @@ def test_a_disabled_account_gets_no_ticket(samba_dc, realm, tmp_path):
     assert done.returncode != 0 and b"revoked" in done.stderr, done.stderr
 
 
-def test_authorization_identity(server, ctx, realm):
+def test_authorization_identity(server, tls_ctx, realm):
     for authzid in (b"jdoe", b"jdoe@corp.example.test", b"CORP\\jdoe", b"jdoe@CORP.EXAMPLE.TEST"):
-        ok, text = imap_gssapi(server, ctx, realm, "jdoe", authzid=authzid)
+        ok, text = imap_gssapi(server, tls_ctx, realm, "jdoe", authzid=authzid)
         assert ok, (authzid, text)
-    ok, text = imap_gssapi(server, ctx, realm, "jdoe", authzid=b"anna")
+    ok, text = imap_gssapi(server, tls_ctx, realm, "jdoe", authzid=b"anna")
     assert not ok, text
     ev = last_auth(server, principal("jdoe"))
     assert ev["reason"] == "authorization_identity_refused", ev
@@ -299,47 +294,47 @@ def test_authorization_identity(server, ctx, realm):
 
 # ---- broken and misdirected tokens ------------------------------------------------------------
 
-def refused_token(server, ctx, token_b64):
-    with Wire(server["imaps"], tls_context=ctx) as w:
+def refused_token(server, tls_ctx, token_b64):
+    with Wire(server["imaps"], tls_context=tls_ctx) as w:
         w.line()
         return w.command("a", "AUTHENTICATE GSSAPI " + token_b64)[-1]
 
 
-def test_a_ticket_for_another_service_is_refused(server, ctx, realm):
+def test_a_ticket_for_another_service_is_refused(server, tls_ctx, realm):
     for service in ("pop", "host"):
         token = client(realm, "jdoe", service=service).initial()
-        line = refused_token(server, ctx, base64.b64encode(token).decode())
+        line = refused_token(server, tls_ctx, base64.b64encode(token).decode())
         assert line.startswith("a NO [AUTHENTICATIONFAILED]"), line
         ev = last_auth(server)
         assert ev["reason"] == "kerberos_wrong_service", ev
     assert "ticket for pop/%s@CORP.EXAMPLE.TEST" % HOST in server.log_text()
 
 
-def test_garbage_truncated_and_replayed_tokens(server, ctx, realm):
-    line = refused_token(server, ctx, base64.b64encode(b"\x60\x03\x06\x01\x00").decode())
+def test_garbage_truncated_and_replayed_tokens(server, tls_ctx, realm):
+    line = refused_token(server, tls_ctx, base64.b64encode(b"\x60\x03\x06\x01\x00").decode())
     assert line.startswith("a NO"), line
     assert last_auth(server)["reason"] == "kerberos_invalid_token"
     token = client(realm, "jdoe").initial()
-    line = refused_token(server, ctx, base64.b64encode(token[:len(token) // 2]).decode())
+    line = refused_token(server, tls_ctx, base64.b64encode(token[:len(token) // 2]).decode())
     assert line.startswith("a NO"), line
     assert last_auth(server)["reason"] == "kerberos_invalid_token"
-    line = refused_token(server, ctx, "not*base64")
+    line = refused_token(server, tls_ctx, "not*base64")
     assert line.startswith("a BAD"), line
     assert last_auth(server)["reason"] == "invalid_input"
     # the same authenticator twice: the second is a replay
     token = base64.b64encode(client(realm, "jdoe").initial()).decode()
-    with Wire(server["imaps"], tls_context=ctx) as w:
+    with Wire(server["imaps"], tls_context=tls_ctx) as w:
         w.line()
         w.send("a AUTHENTICATE GSSAPI %s\r\n" % token)
         assert w.line().startswith("+ ")
-    line = refused_token(server, ctx, token)
+    line = refused_token(server, tls_ctx, token)
     assert line.startswith("a NO"), line
     ev = last_auth(server)
     assert ev["reason"] == "kerberos_replay", ev
 
 
-def test_after_a_refusal_the_next_login_on_the_connection_works(server, ctx, realm):
-    with Wire(server["imaps"], tls_context=ctx) as w:
+def test_after_a_refusal_the_next_login_on_the_connection_works(server, tls_ctx, realm):
+    with Wire(server["imaps"], tls_context=tls_ctx) as w:
         w.line()
         assert w.command("a", "AUTHENTICATE GSSAPI AAAA")[-1].startswith("a NO")
         assert gssapi_over_wire(w, "b", client(realm, "jdoe"), initial=False).startswith("b OK")
@@ -381,7 +376,7 @@ def test_gssapi_without_tls_only_under_plaintext_authentication(samba_dc, realm,
 
 # ---- realms -----------------------------------------------------------------------------------
 
-def test_a_principal_of_another_realm_is_refused(samba_dc, realm, mail_tls, ctx, kdc):
+def test_a_principal_of_another_realm_is_refused(samba_dc, realm, mail_tls, tls_ctx, kdc):
     """A second realm (the lab's MIT KDC, EXAMPLE.TEST) issues a ticket for the same SPN and
     postern has its key, as with a trusted realm: the ticket is good, the realm names no
     account here."""
@@ -405,14 +400,14 @@ def test_a_principal_of_another_realm_is_refused(samba_dc, realm, mail_tls, ctx,
                       "kerberos {\n    Keytab %s\n    HostName %s\n}\n" % (merged, HOST))
     s.start()
     try:
-        m = imaplib.IMAP4_SSL("127.0.0.1", s["imaps"], ssl_context=ctx)
+        m = imaplib.IMAP4_SSL("127.0.0.1", s["imaps"], ssl_context=tls_ctx)
         with pytest.raises(imaplib.IMAP4.error):
             m.authenticate("GSSAPI", sso.GssClient(cc, conf, host=HOST))
         m.logout()
         ev = last_auth(s, "jdoe@EXAMPLE.TEST")
         assert ev["reason"] == "unknown_realm", ev
         # and CORP's own users still log in with the merged keytab
-        ok, text = imap_gssapi(s, ctx, realm, "jdoe")
+        ok, text = imap_gssapi(s, tls_ctx, realm, "jdoe")
         assert ok, text
     finally:
         s.stop()
@@ -420,7 +415,7 @@ def test_a_principal_of_another_realm_is_refused(samba_dc, realm, mail_tls, ctx,
 
 # ---- the machine account as the directory's service account ------------------------------------
 
-def test_directory_binds_as_the_machine_account(samba_dc, realm, mail_tls, ctx):
+def test_directory_binds_as_the_machine_account(samba_dc, realm, mail_tls, tls_ctx):
     """No LDAP password in a file: the joined keytab's POSTERN$ key binds by SASL GSSAPI."""
     d = realm["dir"]
     hosts = os.path.join(d, "hosts")
@@ -443,9 +438,9 @@ def test_directory_binds_as_the_machine_account(samba_dc, realm, mail_tls, ctx):
     assert "BindPasswordFile" not in open(s.conf).read()
     s.start()
     try:
-        ok, text = imap_gssapi(s, ctx, realm, "jdoe")
+        ok, text = imap_gssapi(s, tls_ctx, realm, "jdoe")
         assert ok, text + s.log_text()[-2000:]
-        m = imaplib.IMAP4_SSL("127.0.0.1", s["imaps"], ssl_context=ctx)
+        m = imaplib.IMAP4_SSL("127.0.0.1", s["imaps"], ssl_context=tls_ctx)
         m.login("jdoe", PW)   # a password login: lookups as POSTERN$, the bind as jdoe
         m.logout()
         assert last_auth(s, "jdoe")["result"] == "allow"
@@ -456,9 +451,9 @@ def test_directory_binds_as_the_machine_account(samba_dc, realm, mail_tls, ctx):
 
 # ---- channel binding (ExtendedProtection) -----------------------------------------------------
 
-def imap_bound(server, ctx, realm, binding):
+def imap_bound(server, tls_ctx, realm, binding):
     """GSSAPI over implicit TLS with channel bindings: None, the session's, or `binding`."""
-    m = imaplib.IMAP4_SSL("127.0.0.1", server["imaps"], ssl_context=ctx)
+    m = imaplib.IMAP4_SSL("127.0.0.1", server["imaps"], ssl_context=tls_ctx)
     data = sso.tls_end_point(m.sock) if binding == "session" else binding
     try:
         m.authenticate("GSSAPI", sso.GssClient(realm["cc"]["jdoe"], realm["krb5_conf"], host=HOST,
@@ -470,24 +465,24 @@ def imap_bound(server, ctx, realm, binding):
         m.logout()
 
 
-def test_channel_binding_is_checked_when_the_client_sends_it(server, ctx, realm):
+def test_channel_binding_is_checked_when_the_client_sends_it(server, tls_ctx, realm):
     """ExtendedProtection allow (the default): bound to this TLS session or not bound."""
-    assert imap_bound(server, ctx, realm, "session")
-    assert imap_bound(server, ctx, realm, None)
-    assert not imap_bound(server, ctx, realm, b"tls-server-end-point:" + b"\0" * 32)
+    assert imap_bound(server, tls_ctx, realm, "session")
+    assert imap_bound(server, tls_ctx, realm, None)
+    assert not imap_bound(server, tls_ctx, realm, b"tls-server-end-point:" + b"\0" * 32)
     assert last_auth(server)["reason"] == "channel_binding_mismatch"
 
 
-def test_extended_protection_require(samba_dc, realm, mail_tls, ctx):
+def test_extended_protection_require(samba_dc, realm, mail_tls, tls_ctx):
     s = sso.SsoServer(samba_dc, mail_tls, realm["krb5_conf"],
                       kerberos_block(realm, "    ExtendedProtection require\n"))
     s.start()
     try:
-        assert not imap_bound(s, ctx, realm, None)
+        assert not imap_bound(s, tls_ctx, realm, None)
         ev = last_auth(s)
         assert ev["reason"] == "channel_binding_required", ev
         assert ev["login"] == principal("jdoe"), ev
-        assert imap_bound(s, ctx, realm, "session")
+        assert imap_bound(s, tls_ctx, realm, "session")
         assert last_auth(s)["result"] == "allow"
     finally:
         s.stop()
@@ -495,7 +490,7 @@ def test_extended_protection_require(samba_dc, realm, mail_tls, ctx):
 
 # ---- reload and the offline tools --------------------------------------------------------------
 
-def test_reload_rereads_a_changed_keytab_as_user(samba_dc, realm, mail_tls, ctx):
+def test_reload_rereads_a_changed_keytab_as_user(samba_dc, realm, mail_tls, tls_ctx):
     """A keytab readable by root only is read at start; when it changes, a reload (as User)
     cannot read it and keeps the running keys. Owned by User, it is read again."""
     import pwd
@@ -512,13 +507,13 @@ def test_reload_rereads_a_changed_keytab_as_user(samba_dc, realm, mail_tls, ctx)
         s.reload()
         assert "keytab changed but cannot be read again" in s.log_text()
         assert "reload.keytab: Permission denied" in s.log_text()
-        ok, text = imap_gssapi(s, ctx, realm, "jdoe")
+        ok, text = imap_gssapi(s, tls_ctx, realm, "jdoe")
         assert ok, text
         os.chown(keytab, pwd.getpwnam("nobody").pw_uid, -1)
         os.utime(keytab, (time.time() + 5, time.time() + 5))
         s.reload()
         assert s.log_text().count("kerberos: GSSAPI with") == 2, s.log_text()[-2000:]
-        ok, text = imap_gssapi(s, ctx, realm, "asmith")
+        ok, text = imap_gssapi(s, tls_ctx, realm, "asmith")
         assert ok, text
     finally:
         s.stop()
@@ -537,7 +532,7 @@ def test_posternctl_explain_a_principal(server, realm):
         assert verdict in done.stdout, (who, done.stdout, done.stderr)
 
 
-def test_posternctl_join(samba_dc, realm, mail_tls, ctx):
+def test_posternctl_join(samba_dc, realm, mail_tls, tls_ctx):
     """posternctl join runs adcli for the names of the kerberos block: one computer account,
     imap/ and pop/ SPNs for each name, a keytab owned by User with mode 0600 that posternd
     then accepts tickets for every name with."""
@@ -560,7 +555,7 @@ def test_posternctl_join(samba_dc, realm, mail_tls, ctx):
     s.start()
     try:
         for name in names:
-            m = imaplib.IMAP4_SSL("127.0.0.1", s["imaps"], ssl_context=ctx)
+            m = imaplib.IMAP4_SSL("127.0.0.1", s["imaps"], ssl_context=tls_ctx)
             m.authenticate("GSSAPI", sso.GssClient(realm["cc"]["jdoe"], realm["krb5_conf"],
                                                    host=name))
             m.logout()
@@ -569,7 +564,7 @@ def test_posternctl_join(samba_dc, realm, mail_tls, ctx):
         s.stop()
 
 
-def test_a_client_whose_clock_is_off(server, ctx, realm):
+def test_a_client_whose_clock_is_off(server, tls_ctx, realm):
     """An authenticator stamped an hour ahead (the client's clock, via faketime): refused as
     kerberos_clock_skew, with the ticket itself still valid."""
     if not shutil.which("faketime"):
@@ -583,6 +578,6 @@ def test_a_client_whose_clock_is_off(server, ctx, realm):
     done = subprocess.run(["faketime", "-f", "+1h", "/usr/bin/python3", "-c", script],
                           capture_output=True, text=True, timeout=30)
     assert done.returncode == 0, done.stderr
-    line = refused_token(server, ctx, done.stdout.strip())
+    line = refused_token(server, tls_ctx, done.stdout.strip())
     assert line.startswith("a NO [AUTHENTICATIONFAILED]"), line
     assert last_auth(server)["reason"] == "kerberos_clock_skew"

@@ -10,7 +10,6 @@ fails that attempt only; the next login gets a new helper.
 import base64
 import imaplib
 import os
-import poplib
 import shutil
 import signal
 import struct
@@ -20,7 +19,7 @@ import time
 import pytest
 
 from tests.lab import postern, sso
-from tests.lab.wire import Wire, client_context
+from tests.lab.wire import Wire
 
 pytestmark = pytest.mark.skipif(
     os.geteuid() != 0 or not shutil.which("ntlm_auth") or not shutil.which("unshare"),
@@ -49,13 +48,8 @@ def server(winbind, server_tls):
     s.stop()
 
 
-@pytest.fixture(scope="module")
-def ctx(test_ca):
-    return client_context(test_ca["cert"])
-
-
-def imap_ntlm(server, ctx, user, password=PW, domain="CORP"):
-    m = imaplib.IMAP4_SSL("127.0.0.1", server["imaps"], ssl_context=ctx)
+def imap_ntlm(server, tls_ctx, user, password=PW, domain="CORP"):
+    m = imaplib.IMAP4_SSL("127.0.0.1", server["imaps"], ssl_context=tls_ctx)
     try:
         m.authenticate("NTLM", sso.ntlm_client(user, password, domain))
         return True, ""
@@ -73,16 +67,16 @@ def last_auth(server, login=None):
     return events[-1]
 
 
-def test_imap_ntlmv2_login(server, ctx):
-    ok, text = imap_ntlm(server, ctx, "jdoe")
+def test_imap_ntlmv2_login(server, tls_ctx):
+    ok, text = imap_ntlm(server, tls_ctx, "jdoe")
     assert ok, text
     ev = last_auth(server, "CORP\\jdoe")
     assert ev["result"] == "allow" and ev["mechanism"] == "NTLM", ev
     assert ev["account"] == "jdoe" and ev["form"] == "ntlm-identity", ev
 
 
-def test_upn_with_an_empty_domain(server, ctx):
-    ok, text = imap_ntlm(server, ctx, "jdoe@corp.example.test", domain="")
+def test_upn_with_an_empty_domain(server, tls_ctx):
+    ok, text = imap_ntlm(server, tls_ctx, "jdoe@corp.example.test", domain="")
     assert ok, text
     assert last_auth(server, "jdoe@corp.example.test")["account"] == "jdoe"
 
@@ -107,18 +101,18 @@ def ntlm_over_wire(w, tag, respond, initial=True, command="AUTHENTICATE"):
         w.send(base64.b64encode(respond(base64.b64decode(line[2:]))).decode() + "\r\n")
 
 
-def test_imap_starttls_with_negotiate_as_initial_response(server, ctx):
+def test_imap_starttls_with_negotiate_as_initial_response(server, tls_ctx):
     with Wire(server["imap"]) as w:
         w.line()
         w.command("a", "STARTTLS")
-        w.starttls(ctx)
+        w.starttls(tls_ctx)
         assert "AUTH=NTLM" in w.command("b", "CAPABILITY")[0]
         assert ntlm_over_wire(w, "c", sso.ntlm_client("asmith", PW)).startswith("c OK")
 
 
-def test_pop3_with_and_without_initial_response(server, ctx):
+def test_pop3_with_and_without_initial_response(server, tls_ctx):
     for initial in (False, True):
-        with Wire(server["pop3s"], tls_context=ctx) as w:
+        with Wire(server["pop3s"], tls_context=tls_ctx) as w:
             w.line()
             line = ntlm_over_wire(w, "", sso.ntlm_client("jdoe", PW), initial=initial,
                                   command="AUTH").strip()
@@ -133,8 +127,8 @@ def test_pop3_with_and_without_initial_response(server, ctx):
     ("hours1", PW, "logon_hours", "c000006f"),
     ("ws1", PW, "workstation_restriction", "c0000070"),
 ])
-def test_the_dcs_verdict_is_the_audit_reason(server, ctx, user, password, reason, status):
-    ok, text = imap_ntlm(server, ctx, user, password)
+def test_the_dcs_verdict_is_the_audit_reason(server, tls_ctx, user, password, reason, status):
+    ok, text = imap_ntlm(server, tls_ctx, user, password)
     assert not ok and "[AUTHENTICATIONFAILED]" in text, text
     ev = last_auth(server, "CORP\\" + user)
     assert ev["reason"] == reason and ev["ad_subcode"] == status, ev
@@ -149,9 +143,9 @@ def test_the_dcs_verdict_is_the_audit_reason(server, ctx, user, password, reason
                                          ("krbtgt", "krbtgt_account"),
                                          ("dadmin", "privileged_account"),
                                          ("noimap1", "protocol_disabled")])
-def test_blocked_accounts_never_reach_the_dc(server, ctx, winbind, user, reason):
+def test_blocked_accounts_never_reach_the_dc(server, tls_ctx, winbind, user, reason):
     before = len([l for l in winbind.auth_log() if "NTLM" in l and user in l.lower()])
-    ok, text = imap_ntlm(server, ctx, user)
+    ok, text = imap_ntlm(server, tls_ctx, user)
     assert not ok, text
     ev = last_auth(server, "CORP\\" + user)
     assert ev["reason"] == reason and "ad_subcode" not in ev, ev
@@ -159,8 +153,8 @@ def test_blocked_accounts_never_reach_the_dc(server, ctx, winbind, user, reason)
     assert after == before   # the AUTHENTICATE never went to the DC
 
 
-def test_unknown_domain(server, ctx):
-    ok, _ = imap_ntlm(server, ctx, "jdoe", domain="EVIL")
+def test_unknown_domain(server, tls_ctx):
+    ok, _ = imap_ntlm(server, tls_ctx, "jdoe", domain="EVIL")
     assert not ok
     assert last_auth(server, "EVIL\\jdoe")["reason"] == "unknown_domain"
 
@@ -210,8 +204,8 @@ def test_gsasl_ntlmv1_is_refused(server, test_ca):
     assert ev["mechanism"] == "NTLM" and ev["reason"] == "ntlmv1_refused", ev
 
 
-def test_garbage_anonymous_and_cancel(server, ctx):
-    with Wire(server["imaps"], tls_context=ctx) as w:
+def test_garbage_anonymous_and_cancel(server, tls_ctx):
+    with Wire(server["imaps"], tls_context=tls_ctx) as w:
         w.line()
         assert w.command("a", "AUTHENTICATE NTLM AAAA")[-1].startswith("a BAD")
         assert last_auth(server)["reason"] == "invalid_input"
@@ -231,8 +225,8 @@ def test_garbage_anonymous_and_cancel(server, ctx):
         assert ntlm_over_wire(w, "d", sso.ntlm_client("jdoe", PW)).startswith("d OK")
 
 
-def test_a_helper_killed_mid_exchange_fails_that_attempt_only(server, ctx):
-    with Wire(server["imaps"], tls_context=ctx) as w:
+def test_a_helper_killed_mid_exchange_fails_that_attempt_only(server, tls_ctx):
+    with Wire(server["imaps"], tls_context=tls_ctx) as w:
         w.line()
         respond = sso.ntlm_client("jdoe", PW)
         w.send("a AUTHENTICATE NTLM %s\r\n" % base64.b64encode(respond(b"")).decode())
@@ -248,14 +242,14 @@ def test_a_helper_killed_mid_exchange_fails_that_attempt_only(server, ctx):
         assert line.startswith("a NO [UNAVAILABLE]"), line
     ev = last_auth(server, "CORP\\jdoe")
     assert ev["reason"] == "ntlm_helper_unavailable", ev
-    ok, text = imap_ntlm(server, ctx, "jdoe")
+    ok, text = imap_ntlm(server, tls_ctx, "jdoe")
     assert ok, text
     assert not set(killed) & set(server.helper_pids())
     assert "ntlm: helper pid %d exited" % killed[0] in server.log_text() or \
         "does not take requests" in server.log_text()
 
 
-def test_the_pool_is_bounded(winbind, server_tls, ctx):
+def test_the_pool_is_bounded(winbind, server_tls, tls_ctx):
     """Helpers 2, WorkerThreads 2: two exchanges hold the helpers, a third waits for one (one
     worker may wait), a fourth is refused at once; when the first ends, the third goes on."""
     s = sso.SsoServer(winbind, server_tls, winbind.krb5_conf(),
@@ -264,7 +258,7 @@ def test_the_pool_is_bounded(winbind, server_tls, ctx):
     try:
         wires, clients = {}, {}
         for tag in "abcd":
-            w = Wire(s["imaps"], tls_context=ctx)
+            w = Wire(s["imaps"], tls_context=tls_ctx)
             w.line()
             c = sso.ntlm_client("jdoe", PW)
             w.send("%s AUTHENTICATE NTLM %s\r\n" % (tag, base64.b64encode(c(b"")).decode()))
@@ -290,7 +284,7 @@ def test_the_pool_is_bounded(winbind, server_tls, ctx):
         s.stop()
 
 
-def test_a_client_that_never_answers_gives_its_helper_back(winbind, server_tls, ctx):
+def test_a_client_that_never_answers_gives_its_helper_back(winbind, server_tls, tls_ctx):
     """Helpers 1, HelperTimeout 2s: a silent client holds the only helper for two seconds, not
     for the connection's whole idle timeout (another client waits for it meanwhile); its late
     AUTHENTICATE is refused."""
@@ -298,14 +292,14 @@ def test_a_client_that_never_answers_gives_its_helper_back(winbind, server_tls, 
                       ntlm_block(winbind, "    Helpers 1\n    HelperTimeout 2s\n"))
     s.start()
     try:
-        slow = Wire(s["imaps"], tls_context=ctx)
+        slow = Wire(s["imaps"], tls_context=tls_ctx)
         slow.line()
         c = sso.ntlm_client("jdoe", PW)
         slow.send("a AUTHENTICATE NTLM %s\r\n" % base64.b64encode(c(b"")).decode())
         challenge = slow.line()
         assert challenge.startswith("+ "), challenge
         t0 = time.monotonic()
-        ok, text = imap_ntlm(s, ctx, "asmith")   # waits for the only helper, which comes back
+        ok, text = imap_ntlm(s, tls_ctx, "asmith")   # waits for the only helper, which comes back
         assert ok, text
         assert 1 < time.monotonic() - t0 < 8
         slow.send(base64.b64encode(c(base64.b64decode(challenge[2:]))).decode() + "\r\n")

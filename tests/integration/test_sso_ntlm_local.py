@@ -7,14 +7,13 @@ for its users; clients are python-ntlm-auth (NTLMv2 with a MIC) and curl.
 """
 import base64
 import imaplib
-import os
 import subprocess
 import time
 
 import pytest
 
 from tests.lab import postern, sso
-from tests.lab.wire import Wire, client_context
+from tests.lab.wire import Wire
 
 PW = "Demo-Pass-1"
 
@@ -30,11 +29,6 @@ def server(slapd, server_tls):
     s.stop()
 
 
-@pytest.fixture(scope="module")
-def ctx(test_ca):
-    return client_context(test_ca["cert"])
-
-
 def last_auth(server, login=None):
     time.sleep(0.05)
     events = [e for e in server.audit_events() if e["event"] == "auth" and
@@ -43,7 +37,7 @@ def last_auth(server, login=None):
     return events[-1]
 
 
-def login(server, ctx, user, password=PW, domain="EXAMPLE", tamper=None):
+def login(server, tls_ctx, user, password=PW, domain="EXAMPLE", tamper=None):
     respond = sso.ntlm_client(user, password, domain)
     step = [0]
 
@@ -51,7 +45,7 @@ def login(server, ctx, user, password=PW, domain="EXAMPLE", tamper=None):
         out = respond(challenge)
         step[0] += 1
         return tamper(out) if tamper and step[0] == 2 else out
-    m = imaplib.IMAP4_SSL("127.0.0.1", server["imaps"], ssl_context=ctx)
+    m = imaplib.IMAP4_SSL("127.0.0.1", server["imaps"], ssl_context=tls_ctx)
     try:
         m.authenticate("NTLM", cb)
         return True
@@ -61,31 +55,31 @@ def login(server, ctx, user, password=PW, domain="EXAMPLE", tamper=None):
         m.logout()
 
 
-def test_ntlmv2_from_the_nt_hash(server, ctx):
-    assert login(server, ctx, "jdoe")
+def test_ntlmv2_from_the_nt_hash(server, tls_ctx):
+    assert login(server, tls_ctx, "jdoe")
     ev = last_auth(server, "EXAMPLE\\jdoe")
     assert ev["result"] == "allow" and ev["mechanism"] == "NTLM" and ev["account"] == "jdoe", ev
 
 
-def test_wrong_password_and_a_changed_message(server, ctx):
-    assert not login(server, ctx, "jdoe", "Wrong-Pass-1")
+def test_wrong_password_and_a_changed_message(server, tls_ctx):
+    assert not login(server, tls_ctx, "jdoe", "Wrong-Pass-1")
     assert last_auth(server, "EXAMPLE\\jdoe")["reason"] == "invalid_credentials"
 
     def flip_mic(msg):   # the MIC (offset 72) no longer matches the three messages
         return msg[:72] + bytes([msg[72] ^ 1]) + msg[73:]
-    assert not login(server, ctx, "jdoe", tamper=flip_mic)
+    assert not login(server, tls_ctx, "jdoe", tamper=flip_mic)
     assert last_auth(server, "EXAMPLE\\jdoe")["reason"] == "ntlm_mic_mismatch"
 
 
-def test_blocked_accounts_are_not_checked(server, ctx):
-    assert not login(server, ctx, "Administrator")
+def test_blocked_accounts_are_not_checked(server, tls_ctx):
+    assert not login(server, tls_ctx, "Administrator")
     assert last_auth(server, "EXAMPLE\\Administrator")["reason"] == "builtin_administrator"
 
 
-def test_the_challenge_is_ours_and_fresh(server, ctx):
+def test_the_challenge_is_ours_and_fresh(server, tls_ctx):
     challenges = set()
     for _ in range(3):
-        with Wire(server["imaps"], tls_context=ctx) as w:
+        with Wire(server["imaps"], tls_context=tls_ctx) as w:
             w.line()
             neg = sso.ntlm_client("jdoe", PW, "EXAMPLE")(b"")
             w.send("a AUTHENTICATE NTLM %s\r\n" % base64.b64encode(neg).decode())
