@@ -60,13 +60,14 @@ def test_mutt_reads_and_deletes_mail(slapd, server_tls, tls_ctx, test_ca, tmp_pa
     term = None
     try:
         key = str(uuid.UUID(bytes_le=ad.fixed_guid("jdoe")))
-        for subject, body in (("Quarterly numbers", "The numbers are in."),
-                              ("Lunch on Friday", "Pizza or sushi?")):
+        # distinct dates: with sort=date-sent a tie would leave the order to the UIDs
+        for subject, body, hour in (("Quarterly numbers", "The numbers are in.", 9),
+                                    ("Lunch on Friday", "Pizza or sushi?", 10)):
             postern.deliver(s, key, "From: Anna Smith <anna.smith@example.test>\r\n"
                                     "To: John Doe <john.doe@example.test>\r\n"
-                                    "Subject: %s\r\nDate: Sun, 22 Nov 2026 09:00:00 +0000\r\n"
+                                    "Subject: %s\r\nDate: Sun, 22 Nov 2026 %02d:00:00 +0000\r\n"
                                     "Message-ID: <%s@example.test>\r\n\r\n%s\r\n"
-                                    % (subject, uuid.uuid4(), body))
+                                    % (subject, hour, uuid.uuid4(), body))
         rc = tmp_path / "muttrc"
         rc.write_text(
             'set imap_user="jdoe"\nset imap_pass="%s"\n'
